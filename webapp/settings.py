@@ -101,7 +101,9 @@ class Settings:
     twilio_rate_limit_name: str = ""
 
     phone_default_region: str = "US"
-    phone_allowed_regions: frozenset[str] = frozenset({"US", "CA", "GB", "IE", "DE", "FR", "NL", "ES", "IT", "AU", "NZ"})
+    phone_allowed_regions: frozenset[str] = frozenset(
+        {"US", "CA", "GB", "IE", "DE", "FR", "NL", "ES", "IT", "AU", "NZ"}
+    )
     max_accounts_per_phone: int = 3
     mfa_challenge_ttl_s: int = 600
     mfa_max_checks: int = 5

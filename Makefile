@@ -1,0 +1,57 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PG_ADMIN_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+PG_TEST_DB ?= webapp_test
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/$(PG_TEST_DB)
+
+.PHONY: run test test-sqlite test-postgres lint install static migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Pinned versions come from requirements.lock; the project itself is installed without resolving again.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+static:
+	./scripts/fetch-htmx.sh
+
+migrate: install
+	$(BIN)/python -m webapp.migrate
+
+run: install static migrate
+	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) --proxy-headers --no-server-header
+
+test: install static lint test-sqlite test-postgres
+
+lint: install
+	$(BIN)/ruff check webapp tests bench scripts
+	$(BIN)/mypy
+
+test-sqlite: install static
+	$(BIN)/pytest -q
+
+# PostgreSQL runs the same suite when it is reachable; REQUIRE_POSTGRES=1 (set by CI) turns its absence into a failure.
+test-postgres: install static
+	@if $(BIN)/python scripts/ensure-pg-db.py "$(PG_ADMIN_URL)" "$(PG_TEST_DB)"; then \
+		TEST_DATABASE_URL="$(PG_TEST_URL)" $(BIN)/pytest -q -p no:cacheprovider; \
+	elif [ "$$REQUIRE_POSTGRES" = "1" ]; then \
+		echo "PostgreSQL is required but not reachable at $(PG_ADMIN_URL)" >&2; exit 1; \
+	else \
+		echo "SKIPPED: the PostgreSQL run (no server at $(PG_ADMIN_URL)); the SQLite run above still counts."; \
+	fi
+
+bench: install static
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) static/vendor .pytest_cache .mypy_cache .ruff_cache

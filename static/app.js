@@ -1,0 +1,2 @@
+// Optional enhancements only: every page works without this file (and without htmx).
+"use strict";

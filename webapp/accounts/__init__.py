@@ -1,0 +1,1 @@
+"""Accounts: registration, sign-in, sign-out and the profile page."""

@@ -1,0 +1,63 @@
+"""Fragment or page: one decision from htmx's request headers, and the response helpers around it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from webapp.security.redirects import safe_next
+
+VARY = "HX-Request, HX-Request-Type"
+
+
+def is_htmx(request: Request) -> bool:
+    """Any htmx request except a history restore, which must get a full page."""
+    h = request.headers
+    return h.get("hx-request") == "true" and h.get("hx-history-restore-request") != "true"
+
+
+def wants_fragment(request: Request) -> bool:
+    """True when htmx swaps the reply into a target smaller than <body>."""
+    if not is_htmx(request):
+        return False
+    kind = request.headers.get("hx-request-type")  # htmx 4 only
+    return kind == "partial" if kind else request.headers.get("hx-boosted") != "true"
+
+
+def render(
+    request: Request,
+    page: str,
+    fragment: str | None,
+    context: Mapping[str, Any] | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Render `fragment` for partial htmx requests, else the full `page`; both vary on the htmx headers."""
+    templates = request.app.state.templates
+    as_fragment = fragment is not None and wants_fragment(request)
+    ctx = {"fragment": as_fragment, **(context or {})}
+    response: Response = templates.TemplateResponse(
+        request, fragment if as_fragment and fragment else page, ctx, status_code=status_code
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    response.headers.add_vary_header(VARY)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(request: Request, target: str, *, notice: str | None = None) -> Response:
+    """Leave the current page: 303 for plain and boosted requests' fallbacks, HX-Redirect for htmx."""
+    url = safe_next(target, default="/profile") if target != "/login" else "/login"
+    if notice:
+        url += ("&" if "?" in url else "?") + "notice=" + notice
+    if is_htmx(request):
+        # HX-Redirect makes a full load, which also refreshes <body>'s hx-headers CSRF token.
+        response = Response(status_code=200, headers={"HX-Redirect": url, "Cache-Control": "no-store"})
+    else:
+        response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+    response.headers.add_vary_header(VARY)
+    return response

@@ -1,0 +1,22 @@
+"""One JSON log stream; the Twilio client's request loggers are kept quiet (R-X6, R-PR2)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from webapp.security.audit import JsonFormatter
+
+QUIET = ("twilio.http_client", "twilio.async_http_client")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_webapp", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._webapp = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,135 @@
+"""Tables. The cookie carries ids only; everything that must not be replayed lives here (D-1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from webapp.db import utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    pepper_id: Mapped[int] = mapped_column(Integer, default=1)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    mfa_failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    mfa_locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuthSession(Base):
+    __tablename__ = "auth_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    mfa_passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    browser: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Throttle(Base):
+    """A counter under a hashed key: fixed windows for rates, consecutive failures for lockouts."""
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SecurityEvent(Base):
+    __tablename__ = "security_events"
+    __table_args__ = (Index("ix_security_events_user_ts", "user_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    browser: Mapped[str] = mapped_column(String(64), default="")
+    ua_hash: Mapped[str] = mapped_column(String(16), default="")
+    request_id: Mapped[str] = mapped_column(String(32), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MfaChallenge(Base):
+    """A pending second step; the cookie holds only the random id whose hash is the key."""
+
+    __tablename__ = "mfa_challenges"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(24))
+    auth_session_hash: Mapped[str | None] = mapped_column(String(64))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    verification_sid: Mapped[str | None] = mapped_column(String(34))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_checks: Mapped[int] = mapped_column(Integer, default=0)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    invalidated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    next_path: Mapped[str] = mapped_column(String(512), default="/profile")
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    landline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(100))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuthenticatorEvent(Base):
+    """History of phone bindings, kept after the number itself is cleared (R-PR4)."""
+
+    __tablename__ = "authenticator_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="sms")
+    last2: Mapped[str] = mapped_column(String(2))
+    bound_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    unbound_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SecurityNotice(Base):
+    """A banner for the user's next visit: something security-relevant happened to the account."""
+
+    __tablename__ = "security_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime)

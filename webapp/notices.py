@@ -1,0 +1,22 @@
+"""Fixed messages passed as a code in the redirect URL, so no text ever rides in the cookie (R-S5)."""
+
+from __future__ import annotations
+
+NOTICES = {
+    "registered": "Your account is ready. Sign in to continue.",
+    "signed-out": "You have been signed out.",
+    "signed-out-everywhere": "You have been signed out on every device.",
+    "session-expired": "Your session has ended. Please sign in again.",
+    "login-expired": "That sign-in attempt timed out. Please sign in again.",
+    "too-many-attempts": "Too many wrong codes. Please sign in again.",
+    "signed-in": "You are signed in.",
+    "twofa-on": "Two-step verification is on.",
+    "twofa-off": "Two-step verification is off.",
+    "phone-changed": "Your phone number has been changed.",
+    "codes-regenerated": "New recovery codes are ready; the old ones no longer work.",
+    "password-changed": "Your password has been changed and your other sessions were signed out.",
+}
+
+
+def notice_text(code: str | None) -> str | None:
+    return NOTICES.get(code or "")

@@ -1,0 +1,97 @@
+"""Security events (R-A1…R-A4): one JSON log line and one row each, OWASP logging-vocabulary names."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from webapp.models import SecurityEvent
+from webapp.security.clients import browser_label, client_ip, ua_hash
+
+log = logging.getLogger("webapp.audit")
+
+# Shown on the profile's "Recent security activity"; events not listed stay in the log only.
+EVENT_LABELS = {
+    "authn_login_success": "Signed in",
+    "authn_login_successafterfail": "Signed in after failed attempts",
+    "authn_login_fail": "Failed sign-in",
+    "authn_login_lock": "Sign-in locked after failed attempts",
+    "authn_password_change": "Password changed",
+    "session_created": "Session started",
+    "session_logout": "Signed out",
+    "session_revoked": "Other sessions signed out",
+    "mfa_code_sent": "Verification code sent",
+    "mfa_check_ok": "Verification code accepted",
+    "mfa_check_fail": "Wrong verification code",
+    "mfa_lock": "Two-step verification locked after failed codes",
+    "mfa_enabled": "Two-step verification turned on",
+    "mfa_disabled": "Two-step verification turned off",
+    "mfa_phone_changed": "Phone number changed",
+    "recovery_code_used": "Recovery code used",
+    "recovery_codes_regenerated": "Recovery codes regenerated",
+    "excess_rate_limit_exceeded": "Too many requests refused",
+    "malicious_csrf": "Cross-site request refused",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """Values travel as JSON fields, never spliced into the message, so they can't forge lines (R-A4)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "audit", None)
+        if isinstance(fields, dict):
+            body.update(fields)
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=True, default=str)
+
+
+def _fields(conn: HTTPConnection, event: str, outcome: str, user_id: int | None,
+            subject_hash: str | None, details: dict[str, Any]) -> dict[str, Any]:
+    ua = conn.headers.get("user-agent", "")
+    return {
+        "event": event,
+        "outcome": outcome,
+        "user_id": user_id,
+        "subject_hash": subject_hash,
+        "ip": client_ip(conn),
+        "ua_hash": ua_hash(ua),
+        "browser": browser_label(ua),
+        "request_id": getattr(conn.state, "request_id", ""),
+        **details,
+    }
+
+
+async def audit(
+    conn: HTTPConnection,
+    event: str,
+    outcome: str,
+    *,
+    user_id: int | None = None,
+    subject_hash: str | None = None,
+    session: AsyncSession | None = None,
+    **details: Any,
+) -> None:
+    """Record one event; inside `session` it commits or rolls back with the change it describes."""
+    fields = _fields(conn, event, outcome, user_id, subject_hash, details)
+    log.info(event, extra={"audit": fields})
+    row = SecurityEvent(
+        event=event, outcome=outcome, user_id=user_id, subject_hash=subject_hash, ip=fields["ip"][:64],
+        browser=fields["browser"][:64], ua_hash=fields["ua_hash"], request_id=fields["request_id"], details=details,
+    )
+    if session is not None:
+        session.add(row)
+        return
+    async with conn.app.state.db.session() as s:
+        s.add(row)

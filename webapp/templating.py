@@ -1,0 +1,51 @@
+"""The Jinja environment: autoescape everywhere, path-only url_for, and the few globals every page needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.templating import Jinja2Templates
+
+from webapp.notices import notice_text
+from webapp.security.cookies import cookie_state
+from webapp.settings import Settings
+
+
+def _context(request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    auth = getattr(request.state, "auth", None)
+    return {
+        "app_name": settings.app_name,
+        "min_length": settings.password_min_length,
+        "auth": auth,
+        "user": auth.user if auth else None,
+        "dev_backend": getattr(request.app.state, "verify_name", "") == "development",
+        "notice": notice_text(request.query_params.get("notice")),
+        "csrf_token": lambda: cookie_state(request).csrf(),
+    }
+
+
+def make_templates(settings: Settings) -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(settings.templates_dir),
+        autoescape=True,  # every template, whatever its extension (R-C7)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates = Jinja2Templates(env=env, context_processors=[_context])
+
+    # Starlette's url_for is absolute; behind a proxy it can say http:// and htmx's same-origin fetch refuses it.
+    @jinja2.pass_context
+    def url_for(ctx: dict[str, Any], name: str, /, **params: Any) -> str:
+        request: Request = ctx["request"]
+        return str(request.app.url_path_for(name, **params))
+
+    def static_url(path: str) -> str:
+        return f"/static/{path}"
+
+    env.globals["url_for"] = url_for
+    env.globals["static_url"] = static_url
+    return templates

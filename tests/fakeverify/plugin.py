@@ -23,13 +23,19 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class FakeVerify:
     """Test-side handle; every call goes through the server's /_fake control endpoints."""
 
-    def __init__(self, server: FakeVerifyServer) -> None:
-        self.base_url = server.base_url
-        self.account_sid = server.account_sid
-        self.auth_token = server.auth_token
-        self.api_key_sid = server.api_key_sid
-        self.api_key_secret = server.api_key_secret
-        self.service_sid = server.service_sid
+    def __init__(
+        self, base_url: str, account_sid: str, auth_token: str, service_sid: str, api_key_sid: str, api_key_secret: str
+    ) -> None:
+        self.base_url = base_url
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.service_sid = service_sid
+        self.api_key_sid = api_key_sid
+        self.api_key_secret = api_key_secret
+
+    @classmethod
+    def of(cls, server: FakeVerifyServer) -> FakeVerify:
+        return cls(**server.settings())
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
@@ -87,7 +93,7 @@ def _fake_verify_server() -> Iterator[FakeVerifyServer]:
 
 @pytest.fixture
 def fake_verify(_fake_verify_server: FakeVerifyServer) -> Iterator[FakeVerify]:
-    fake = FakeVerify(_fake_verify_server)
+    fake = FakeVerify.of(_fake_verify_server)
     fake.reset()
     yield fake
     violations = fake.violations()

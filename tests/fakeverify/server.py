@@ -113,6 +113,17 @@ class FakeVerifyServer:
         self._httpd.emulator = Emulator(self.account_sid, credentials, self.service_sid, self.base_url, latency_s)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-verify", daemon=True)
 
+    def settings(self) -> dict[str, str]:
+        """Everything a client needs: base URL, account, auth token, service, API key pair."""
+        return {
+            "base_url": self.base_url,
+            "account_sid": self.account_sid,
+            "auth_token": self.auth_token,
+            "service_sid": self.service_sid,
+            "api_key_sid": self.api_key_sid,
+            "api_key_secret": self.api_key_secret,
+        }
+
     def start(self) -> FakeVerifyServer:
         self._thread.start()
         return self

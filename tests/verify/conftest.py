@@ -1,8 +1,4 @@
-"""Fixtures for the gateway tests.
-
-The fake Verify fixtures are imported here so this directory works before tests/conftest.py lists
-`tests.fakeverify.plugin` in `pytest_plugins`; afterwards these names merely shadow the identical plugin ones.
-"""
+"""Fixtures for the gateway tests; `fake_verify` and `twilio_settings` come from `tests.fakeverify.plugin`."""
 
 from __future__ import annotations
 
@@ -11,12 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.fakeverify.plugin import FakeVerify, _fake_verify_server, fake_verify, twilio_settings
+from tests.fakeverify.plugin import FakeVerify
 from webapp.settings import Settings
 from webapp.verify import VerifyGateway, open_gateway
 from webapp.verify.dev import DevVerifyBackend
-
-__all__ = ["_fake_verify_server", "fake_verify", "twilio_settings"]
 
 
 @dataclass

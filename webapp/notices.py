@@ -9,6 +9,7 @@ NOTICES = {
     "session-expired": "Your session has ended. Please sign in again.",
     "login-expired": "That sign-in attempt timed out. Please sign in again.",
     "too-many-attempts": "Too many wrong codes. Please sign in again.",
+    "mfa-locked": "Two-step verification is locked for 15 minutes after too many wrong codes.",
     "signed-in": "You are signed in.",
     "twofa-on": "Two-step verification is on.",
     "twofa-off": "Two-step verification is off.",

@@ -10,6 +10,8 @@ from starlette.staticfiles import StaticFiles
 from webapp.accounts import profile
 from webapp.accounts import routes as accounts
 from webapp.settings import Settings
+from webapp.twofactor import login_step, manage
+from webapp.verify.outbox import dev_outbox
 
 
 async def healthz(request: Request) -> Response:
@@ -34,6 +36,25 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         Route("/logout", accounts.logout_submit, methods=["POST"], name="logout_submit"),
         Route("/profile", profile.profile_show, methods=["GET"], name="profile_show"),
         Route("/sessions/end-all", profile.sessions_end_all, methods=["POST"], name="sessions_end_all"),
+        Route("/login/verify", login_step.verify_form, methods=["GET"], name="verify_form"),
+        Route("/login/verify", login_step.verify_submit, methods=["POST"], name="verify_submit"),
+        Route("/login/resend", login_step.resend_submit, methods=["POST"], name="verify_resend"),
+        Route("/login/call", login_step.call_submit, methods=["POST"], name="verify_call"),
+        Route("/login/recovery", login_step.recovery_form, methods=["GET"], name="recovery_form"),
+        Route("/login/recovery", login_step.recovery_submit, methods=["POST"], name="recovery_submit"),
+        Route("/login/cancel", login_step.cancel_submit, methods=["POST"], name="verify_cancel"),
+        Route("/2fa", manage.current_step, methods=["GET"], name="twofa_step"),
+        Route("/2fa/phone-number", manage.phone_submit, methods=["POST"], name="twofa_phone"),
+        Route("/2fa/verify", manage.verify_submit, methods=["POST"], name="twofa_verify"),
+        Route("/2fa/recovery", manage.recovery_submit, methods=["POST"], name="twofa_recovery"),
+        Route("/2fa/resend", manage.resend_submit, methods=["POST"], name="twofa_resend"),
+        Route("/2fa/call", manage.call_submit, methods=["POST"], name="twofa_call"),
+        Route("/2fa/cancel", manage.cancel_submit, methods=["POST"], name="twofa_cancel"),
+        Route("/2fa/recovery-used", manage.recovery_used, methods=["GET"], name="twofa_recovery_used"),
+        Route("/2fa/{action:str}", manage.stepup_form, methods=["GET"], name="twofa_stepup_form"),
+        Route("/2fa/{action:str}", manage.stepup_submit, methods=["POST"], name="twofa_stepup_submit"),
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
     ]
+    if not settings.production:
+        routes.insert(0, Route("/dev/outbox", dev_outbox, methods=["GET"], name="dev_outbox"))
     return routes

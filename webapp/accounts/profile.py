@@ -13,6 +13,7 @@ from webapp.security.audit import EVENT_LABELS, audit
 from webapp.security.cookies import cookie_state
 from webapp.security.sessions import active_sessions, hash_token, require_auth
 from webapp.settings import Settings
+from webapp.twofactor.views import take_notices, twofa_context
 
 ACTIVITY_LIMIT = 15
 
@@ -28,7 +29,8 @@ async def profile_show(request: Request) -> Response:
             .order_by(SecurityEvent.ts.desc(), SecurityEvent.id.desc()).limit(ACTIVITY_LIMIT)
         )).scalars().all()
     current = hash_token(cookie_state(request).get("sid") or "")
-    context = {"sessions": sessions, "current_session": current, "events": events, "labels": EVENT_LABELS}
+    context = {"sessions": sessions, "current_session": current, "events": events, "labels": EVENT_LABELS,
+               "notices": await take_notices(request, auth.user.id), **await twofa_context(request, auth.user)}
     return render(request, "profile/index.html", None, context)
 
 

@@ -20,6 +20,7 @@ from webapp.security.redirects import safe_next
 from webapp.security.sessions import hash_token, load_auth, revoke_session, start_session
 from webapp.settings import Settings
 from webapp.twofactor import login_step
+from webapp.twofactor.checking import lock_left, locked_message
 
 REGISTER_FIELDS = {"username": 64, "email": 254, "password": 1024, "password_confirm": 1024}
 LOGIN_FIELDS = {"username": 64, "password": 1024, "remember": 8, "next": 512}
@@ -149,11 +150,18 @@ async def _authenticate(request: Request, settings: Settings, form: Form, passwo
         user = await s.merge(user)
         remember = form["remember"] in ("1", "on", "true")
         if user.mfa_enabled:
-            return await login_step.begin(request, s, user, remember=remember, next_path=form["next"])
-        await start_session(request, s, user, remember=remember, mfa_passed=False)
-        event = "authn_login_successafterfail" if earlier_failures else "authn_login_success"
-        await audit(request, event, "success", user_id=user.id, factor="password", session=s)
-    return redirect(request, form["next"])
+            if wait := lock_left(user):
+                # Locked second step: no code is sent until the cooldown ends (R-O6).
+                return _login_page(request, form, 429, locked_message(wait), wait)
+            await audit(request, "authn_login_success", "success", user_id=user.id, factor="password",
+                        outcome_detail="second_step_required", session=s)
+            ch_id, stale = await login_step.create(request, s, user, remember=remember, next_path=form["next"])
+        else:
+            await start_session(request, s, user, remember=remember, mfa_passed=False)
+            event = "authn_login_successafterfail" if earlier_failures else "authn_login_success"
+            await audit(request, event, "success", user_id=user.id, factor="password", session=s)
+            return redirect(request, form["next"])
+    return await login_step.after_password(request, ch_id, stale)
 
 
 async def logout_submit(request: Request) -> Response:
@@ -163,9 +171,10 @@ async def logout_submit(request: Request) -> Response:
     async with request.app.state.db.session() as s:
         if sid := state.get("sid"):
             await revoke_session(s, hash_token(sid))
-        await login_step.discard(request, s)
+        stale = await login_step.discard(request, s)
         if auth:
             await audit(request, "session_logout", "success", user_id=auth.user.id, session=s)
+    await login_step.cancel_verifications(request, stale)
     state.clear()
     response = redirect(request, "/login", notice="signed-out")
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'

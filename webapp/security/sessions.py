@@ -117,14 +117,16 @@ async def revoke_session(s: AsyncSession, id_hash: str) -> None:
     )
 
 
-async def end_other_sessions(request: Request, s: AsyncSession, user: User, current: AuthSession) -> None:
+async def end_other_sessions(request: Request, s: AsyncSession, user: User, current: AuthSession,
+                             *, mfa_passed: bool | None = None) -> None:
     """Bump the epoch (every row goes stale, R-S2) and re-issue the acting session (R-S8)."""
     user.session_epoch += 1
     await s.execute(
         update(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    await start_session(request, s, user, remember=current.remember, mfa_passed=current.mfa_passed)
+    passed = current.mfa_passed if mfa_passed is None else mfa_passed
+    await start_session(request, s, user, remember=current.remember, mfa_passed=passed)
 
 
 async def active_sessions(s: AsyncSession, settings: Settings, user: User) -> list[AuthSession]:

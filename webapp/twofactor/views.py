@@ -1,0 +1,95 @@
+"""Rendering the code step and the profile's two-factor section, for pages and htmx fragments alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from webapp.htmx import render
+from webapp.models import MfaChallenge, SecurityNotice, User
+from webapp.settings import Settings
+from webapp.twofactor import recovery
+from webapp.twofactor.challenges import CHANGE_OLD, DISABLE, ENROLL, LOGIN
+from webapp.twofactor.phones import country_options, mask, region_from_language
+from webapp.twofactor.sending import cooldown_left
+
+NOTICE_TEXTS = {
+    "mfa_enabled": "Two-step verification was turned on for your account.",
+    "mfa_disabled": "Two-step verification was turned off for your account.",
+    "phone_changed": "The phone number for two-step verification was changed.",
+    "recovery_used": "A recovery code was used to sign in to your account.",
+    "codes_regenerated": "New recovery codes were created; the old ones stopped working.",
+    "second_step_failed": "Someone entered your password correctly but did not complete the code step.",
+}
+HEADINGS = {
+    LOGIN: "Enter your code",
+    ENROLL: "Confirm your phone",
+    DISABLE: "Confirm it's you",
+    CHANGE_OLD: "Confirm it's you",
+    "change_phone_new": "Confirm your new phone",
+}
+
+
+def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    cooldown = cooldown_left(settings, ch)
+    login = ch.purpose == LOGIN
+    return {
+        "section_id": "auth-step" if login else "twofa",
+        "base": "/login" if login else "/2fa",
+        "heading": HEADINGS.get(ch.purpose, "Enter your code"),
+        "purpose": ch.purpose,
+        "masked": mask(ch.phone_e164),
+        # The full number only where it catches a typo: confirming a new number (R-PR1).
+        "full_number": ch.phone_e164 if ch.purpose in (ENROLL, "change_phone_new") else "",
+        "channel": ch.channel,
+        "sent": bool(ch.verification_sid),
+        "cooldown": cooldown,
+        "offer_call": ch.sends < settings.mfa_max_sends and (ch.landline or (ch.sends > 0 and cooldown == 0)),
+        "allow_recovery": ch.purpose in (LOGIN, DISABLE, CHANGE_OLD),
+        "error": error,
+    }
+
+
+def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
+                     flash: str = "", retry_after: int = 0) -> Response:
+    page = "twofactor/login_verify.html" if ch.purpose == LOGIN else "twofactor/manage.html"
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if ch.purpose == LOGIN:
+        headers["HX-Push-Url"] = "/login/verify"
+    context = {"step": code_step(request, ch, error=error), "flash": flash, "view": "code"}
+    return render(request, page, "twofactor/_code_step.html", context, status, headers)
+
+
+def phone_form_context(request: Request, *, form: dict[str, str] | None = None, error: str = "",
+                       purpose: str = ENROLL) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    values = form or {}
+    region = values.get("region") or region_from_language(
+        request.headers.get("accept-language", ""), settings.phone_allowed_regions, settings.phone_default_region)
+    return {"view": "phone", "countries": country_options(settings.phone_allowed_regions), "region": region,
+            "phone": values.get("phone", ""), "error": error, "purpose": purpose, "flash": ""}
+
+
+async def twofa_context(request: Request, user: User) -> dict[str, Any]:
+    async with request.app.state.db.session() as s:
+        left = await recovery.remaining(s, user.id) if user.mfa_enabled else 0
+    return {"view": "status", "masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
+            "codes_left": left, "flash": "", "notice_texts": NOTICE_TEXTS}
+
+
+async def take_notices(request: Request, user_id: int) -> list[SecurityNotice]:
+    """Unseen banners for this user, marked seen as they are shown (R-L6, R-O13, R-RC5)."""
+    from webapp.db import utcnow
+
+    async with request.app.state.db.session() as s:
+        rows = list((await s.execute(
+            select(SecurityNotice).where(SecurityNotice.user_id == user_id, SecurityNotice.seen_at.is_(None))
+            .order_by(SecurityNotice.created_at)
+        )).scalars().all())
+        for row in rows:
+            row.seen_at = utcnow()
+    return rows

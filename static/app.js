@@ -1,2 +1,52 @@
 // Optional enhancements only: every page works without this file (and without htmx).
 "use strict";
+
+// "Copy codes" exists only when JavaScript can do it; without JavaScript the textarea and download link remain.
+function enhanceCopyButtons(root) {
+  for (const button of root.querySelectorAll("button[data-copy]")) {
+    if (button.dataset.ready) continue;
+    button.dataset.ready = "1";
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      if (!source) return;
+      try {
+        await navigator.clipboard.writeText(source.value);
+      } catch {
+        source.select();
+        document.execCommand("copy");
+      }
+      const flash = document.getElementById("flash");
+      if (flash) flash.textContent = "Recovery codes copied.";
+    });
+  }
+}
+
+// Count the resend cooldown down in place; the server still enforces it.
+function enhanceCountdowns(root) {
+  for (const button of root.querySelectorAll("button[data-cooldown]")) {
+    if (button.dataset.ticking) continue;
+    button.dataset.ticking = "1";
+    let left = parseInt(button.dataset.cooldown, 10);
+    const label = document.getElementById(button.getAttribute("aria-describedby"));
+    const counter = label && label.querySelector(".countdown");
+    button.setAttribute("aria-disabled", "true");
+    const timer = setInterval(() => {
+      left -= 1;
+      if (counter) counter.textContent = String(Math.max(left, 0));
+      if (left <= 0) {
+        clearInterval(timer);
+        button.removeAttribute("aria-disabled");
+        if (label) label.textContent = "You can ask for a new code now.";
+      }
+    }, 1000);
+  }
+}
+
+function enhance(root) {
+  enhanceCopyButtons(root);
+  enhanceCountdowns(root);
+}
+
+document.addEventListener("DOMContentLoaded", () => enhance(document));
+document.addEventListener("htmx:after:swap", () => enhance(document));

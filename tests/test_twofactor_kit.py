@@ -1,0 +1,189 @@
+"""Shared tools for the two-factor tests (no tests here): counting Verify backend, DB peeks, enrollment flows."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from tests.fakeverify.plugin import FakeVerify
+from tests.helpers import PASSWORD, csrf, csrf_from, login, register
+from webapp import create_app
+from webapp.db import sync_url
+from webapp.settings import Settings
+from webapp.verify.dev import DevVerifyBackend
+from webapp.verify.gateway import Channel, CheckResult, Verification
+
+PHONE = "+14155550123"
+CODE_RE = re.compile(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>")
+
+
+class CountingVerify(DevVerifyBackend):
+    """The development backend, recording every call the app makes (to assert "no check call", "one send")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: list[tuple[str, str]] = []
+        self.checks: list[tuple[str, str]] = []
+        self.cancels: list[str] = []
+
+    async def start(self, to: str, channel: Channel = "sms", *, locale: str | None = None,
+                    rate_limit_key: str | None = None) -> Verification:
+        self.starts.append((to, channel))
+        return await super().start(to, channel, locale=locale, rate_limit_key=rate_limit_key)
+
+    async def check(self, verification_sid: str, code: str) -> CheckResult:
+        self.checks.append((verification_sid, code))
+        return await super().check(verification_sid, code)
+
+    async def cancel(self, verification_sid: str) -> None:
+        self.cancels.append(verification_sid)
+        await super().cancel(verification_sid)
+
+    @property
+    def code(self) -> str:
+        return self.outbox[0].code
+
+
+def rows(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]:
+    engine = create_engine(sync_url(settings.database_url))
+    try:
+        with engine.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def execute(settings: Settings, sql: str, **params: Any) -> None:
+    engine = create_engine(sync_url(settings.database_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def user_row(settings: Settings, username: str = "alice") -> dict[str, Any]:
+    return rows(settings, "SELECT * FROM users WHERE username = :u", u=username)[0]
+
+
+def challenges_of(settings: Settings, username: str = "alice") -> list[dict[str, Any]]:
+    """Newest first."""
+    return rows(settings, "SELECT c.* FROM mfa_challenges c JOIN users u ON u.id = c.user_id "
+                          "WHERE u.username = :u ORDER BY c.created_at DESC", u=username)
+
+
+def latest_challenge(settings: Settings, username: str = "alice") -> dict[str, Any]:
+    return challenges_of(settings, username)[0]
+
+
+def events(settings: Settings, name: str | None = None) -> list[dict[str, Any]]:
+    found = rows(settings, "SELECT * FROM security_events ORDER BY id")
+    return [e for e in found if name is None or e["event"] == name]
+
+
+def cookie_payload(client: TestClient, settings: Settings) -> dict[str, Any]:
+    value = client.cookies.get(settings.session_cookie)
+    if not value:
+        return {}
+    head = value.split(".")[0]
+    decoded: dict[str, Any] = json.loads(base64.b64decode(head + "=" * (-len(head) % 4)))
+    return decoded
+
+
+def form_post(client: TestClient, path: str, page_html: str, data: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None) -> Any:
+    return client.post(path, data={"csrf_token": csrf_from(page_html), **(data or {})}, headers=headers or {})
+
+
+def token_post(client: TestClient, path: str, data: dict[str, str] | None = None,
+               headers: dict[str, str] | None = None, page: str = "/profile") -> Any:
+    """POST with a CSRF token read from `page` (the current cookie's token)."""
+    return client.post(path, data={"csrf_token": csrf(client, page), **(data or {})}, headers=headers or {})
+
+
+def start_enroll(client: TestClient, phone: str = "(415) 555-0123", region: str = "US") -> Any:
+    """Signed-in client: step-up with the password, submit the number; returns the response to the number."""
+    r = client.get("/2fa/enable")
+    assert r.status_code == 200, r.text
+    r = form_post(client, "/2fa/enable", r.text, {"password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return form_post(client, "/2fa/phone-number", r.text, {"region": region, "phone": phone})
+
+
+def enroll(client: TestClient, code_for: Any, phone: str = "(415) 555-0123", region: str = "US") -> list[str]:
+    """Full enrollment; `code_for()` returns the latest code. Returns the 10 recovery codes."""
+    r = start_enroll(client, phone, region)
+    assert r.status_code == 200, r.text
+    r = form_post(client, "/2fa/verify", r.text, {"code": code_for()})
+    assert r.status_code == 200, r.text
+    codes = CODE_RE.findall(r.text)
+    assert len(codes) == 10, r.text
+    return codes
+
+
+def signup(client: TestClient, username: str = "alice") -> None:
+    r = register(client, username, email=f"{username}@example.com")
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    r = login(client, username)
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+
+
+def make_2fa_user(client: TestClient, settings: Settings, username: str = "alice", phone: str = PHONE) -> None:
+    """A registered user with 2FA on (set in the DB, for login-step tests); the client ends signed out."""
+    r = register(client, username, email=f"{username}@example.com")
+    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    execute(settings, "UPDATE users SET mfa_enabled = :t, phone_e164 = :p WHERE username = :u",
+            t=True, p=phone, u=username)
+    client.cookies.clear()
+
+
+def logout(client: TestClient) -> None:
+    r = token_post(client, "/logout")
+    assert r.status_code == 303, r.text
+
+
+def location(response: Any) -> str:
+    loc: str = response.headers.get("location") or response.headers.get("hx-redirect") or ""
+    return loc
+
+
+def path_of(response: Any) -> str:
+    return location(response).split("?")[0]
+
+
+# --- Twilio backend against the fake Verify server ------------------------------------------------------------
+
+def twilio_overrides(fake: FakeVerify, **extra: Any) -> dict[str, Any]:
+    return dict(twilio_account_sid=fake.account_sid, twilio_auth_token=fake.auth_token,
+                twilio_verify_service_sid=fake.service_sid, twilio_verify_base_url=fake.base_url,
+                twilio_timeout_s=1.0, **extra)
+
+
+@pytest.fixture
+def tw_settings(settings: Settings, fake_verify: FakeVerify) -> Settings:
+    return settings.with_overrides(**twilio_overrides(fake_verify))
+
+
+@pytest.fixture
+def tw_app(tw_settings: Settings) -> Starlette:
+    return create_app(tw_settings, verify=None)
+
+
+@pytest.fixture
+def tw_client(tw_app: Starlette) -> Iterator[TestClient]:
+    with TestClient(tw_app, base_url="https://testserver", follow_redirects=False) as c:
+        yield c
+
+
+def fake_code(fake: FakeVerify, settings: Settings, username: str = "alice") -> str:
+    sid = latest_challenge(settings, username)["verification_sid"]
+    assert sid, "no verification started"
+    return fake.code_for(sid)

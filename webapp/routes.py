@@ -7,7 +7,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp.accounts import profile
+from webapp.accounts import password_change, profile
 from webapp.accounts import routes as accounts
 from webapp.settings import Settings
 from webapp.twofactor import login_step, manage
@@ -35,6 +35,8 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         Route("/login", accounts.login_submit, methods=["POST"], name="login_submit"),
         Route("/logout", accounts.logout_submit, methods=["POST"], name="logout_submit"),
         Route("/profile", profile.profile_show, methods=["GET"], name="profile_show"),
+        Route("/account/password", password_change.password_form, methods=["GET"], name="password_form"),
+        Route("/account/password", password_change.password_submit, methods=["POST"], name="password_submit"),
         Route("/sessions/end-all", profile.sessions_end_all, methods=["POST"], name="sessions_end_all"),
         Route("/login/verify", login_step.verify_form, methods=["GET"], name="verify_form"),
         Route("/login/verify", login_step.verify_submit, methods=["POST"], name="verify_submit"),

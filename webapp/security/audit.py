@@ -21,7 +21,7 @@ EVENT_LABELS = {
     "authn_login_successafterfail": "Signed in after failed attempts",
     "authn_login_fail": "Failed sign-in",
     "authn_login_lock": "Sign-in locked after failed attempts",
-    "authn_password_change": "Password changed",
+    "authn_password_change": "Password change attempted",
     "session_created": "Session started",
     "session_logout": "Signed out",
     "session_revoked": "Other sessions signed out",

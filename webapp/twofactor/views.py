@@ -23,6 +23,7 @@ NOTICE_TEXTS = {
     "recovery_used": "A recovery code was used to sign in to your account.",
     "codes_regenerated": "New recovery codes were created; the old ones stopped working.",
     "second_step_failed": "Someone entered your password correctly but did not complete the code step.",
+    "password_changed": "Your password was changed and your other sessions were signed out.",
 }
 HEADINGS = {
     LOGIN: "Enter your code",

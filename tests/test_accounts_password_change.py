@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from httpx2 import Response
 from starlette.testclient import TestClient
 
 from tests.helpers import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
@@ -9,7 +10,9 @@ from tests.helpers import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_c
 NEW = "amber-quarry-nocturne-93"
 
 
-def _change(client: TestClient, current: str, new: str, confirm: str | None = None, headers: dict[str, str] | None = None):
+def _change(
+    client: TestClient, current: str, new: str, confirm: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     token = csrf(client, "/account/password")
     return client.post("/account/password", headers=headers or {}, data={
         "csrf_token": token, "current_password": current, "new_password": new,

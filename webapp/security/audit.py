@@ -39,6 +39,9 @@ EVENT_LABELS = {
 }
 
 
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "audit"}
+
+
 class JsonFormatter(logging.Formatter):
     """Values travel as JSON fields, never spliced into the message, so they can't forge lines (R-A4)."""
 
@@ -49,6 +52,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        body.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         fields = getattr(record, "audit", None)
         if isinstance(fields, dict):
             body.update(fields)

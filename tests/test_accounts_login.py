@@ -278,3 +278,139 @@ def test_r_l2_ip_limit_window_passes(client: TestClient, settings: Settings) -> 
 def test_login_boosted_redirect_target_is_validated(alice: TestClient) -> None:
     r = login(alice, headers=BOOSTED, next="https://evil.example/")
     assert r.headers["hx-redirect"] == "/profile"
+
+
+# --- R-A1 / R-A2 / R-A4 audit events --------------------------------------------------------------------------------
+
+
+def audit_rows(settings: Settings) -> list[Any]:
+    return sql(settings, "SELECT event, outcome, user_id, subject_hash, ip, request_id, ua_hash "
+                         "FROM security_events ORDER BY id")
+
+
+def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    import json
+
+    from webapp.security.audit import JsonFormatter
+
+    formatter = JsonFormatter()
+    lines = []
+    for record in caplog.records:
+        if record.name == "webapp.audit":
+            line = formatter.format(record)
+            assert "\n" not in line and "\r" not in line
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_r_a1_foundation_events_are_recorded_in_order(alice: TestClient, settings: Settings,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    login(alice, password="wrong-password-here")
+    login(alice)
+    alice.post("/logout", data={"csrf_token": csrf(alice, "/profile")})
+    alice.post("/logout", data={"csrf_token": "forged"})
+    rows = audit_rows(settings)
+    assert [(r[0], r[1]) for r in rows] == [
+        ("user_created", "success"),
+        ("authn_login_fail", "failure"),
+        ("authn_login_successafterfail", "success"),
+        ("session_logout", "success"),
+        ("malicious_csrf", "failure"),
+    ]
+    assert [line["event"] for line in audit_lines(caplog)] == [r[0] for r in rows[1:]]
+    for event, _outcome, user_id, _subject, ip, request_id, ua in rows:
+        assert ip == "testclient"
+        assert re.fullmatch(r"[0-9a-f]{16}", request_id)
+        assert re.fullmatch(r"[0-9a-f]{16}", ua)
+        if event != "malicious_csrf":
+            assert user_id == 1
+
+
+def test_r_a1_plain_success_and_lock_events(alice: TestClient, settings: Settings) -> None:
+    login(alice)
+    alice.post("/logout", data={"csrf_token": csrf(alice, "/profile")})
+    for _ in range(settings.login_max_failures):
+        login(alice, password="wrong-password-here")
+    events = [r[0] for r in audit_rows(settings)]
+    assert events[1:3] == ["authn_login_success", "session_logout"]
+    assert events[3:] == ["authn_login_fail"] * 10 + ["authn_login_lock"]
+    login(alice)  # locked: refused and counted as a failure
+    last = audit_rows(settings)[-1]
+    assert (last[0], last[1]) == ("authn_login_fail", "failure")
+
+
+def test_r_a2_unknown_user_failure_has_hashed_subject_not_the_name(client: TestClient, settings: Settings,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    login(client, "nosuchuser", "wrong-password-here")
+    [(event, outcome, user_id, subject, *_rest)] = audit_rows(settings)
+    assert (event, outcome, user_id) == ("authn_login_fail", "failure", None)
+    assert subject and re.fullmatch(r"[0-9a-f]{16}", subject)
+    [line] = audit_lines(caplog)
+    assert line["event"] == "authn_login_fail"
+    assert line["ts"].endswith("Z")
+    assert line["factor"] == "password"
+    assert {"ip", "request_id", "outcome", "ua_hash"} <= set(line)
+    assert "nosuchuser" not in str(caplog.records[-1].__dict__)
+
+
+def test_r_a4_username_with_newline_cannot_forge_a_log_line(alice: TestClient, settings: Settings,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    login(alice, username="bob\nFAKE authn_login_success", password="x")
+    login(alice, username="bob\r\n{\"event\": \"authn_login_success\"}", password="x")
+    lines = audit_lines(caplog)
+    assert [line["event"] for line in lines] == ["authn_login_fail", "authn_login_fail"]
+    for record in caplog.records:
+        assert "FAKE" not in record.getMessage()
+    assert [r[0] for r in audit_rows(settings)].count("authn_login_success") == 0
+
+
+def test_r_a1_csrf_rejection_by_fetch_metadata_is_logged_as_json(client: TestClient, settings: Settings,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.clear()
+    client.post("/login", headers={"Sec-Fetch-Site": "cross-site"}, data={"csrf_token": csrf(client)})
+    [line] = audit_lines(caplog)
+    assert (line["event"], line["outcome"], line["reason"]) == ("malicious_csrf", "failure",
+                                                                "sec-fetch-site=cross-site")
+    assert [r[0] for r in audit_rows(settings)] == ["malicious_csrf"]
+
+
+# --- R-PR2 nothing secret in any log record -------------------------------------------------------------------------
+
+
+def test_r_pr2_no_password_or_cookie_value_in_any_log_record(client: TestClient, settings: Settings,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from itsdangerous import URLSafeSerializer
+
+    from webapp.security.audit import JsonFormatter
+
+    caplog.set_level(logging.DEBUG)
+    for name in list(logging.root.manager.loggerDict):
+        caplog.set_level(logging.DEBUG, logger=name)
+    serializer = URLSafeSerializer(settings.secret_key, salt="webapp.cookie")
+    secrets: set[str] = {PASSWORD, "wrong-" + PASSWORD}
+
+    def remember_cookie() -> None:
+        raw = client.cookies.get("session")
+        if raw:
+            secrets.add(raw)
+            secrets.update(v for v in serializer.loads(raw).values() if isinstance(v, str))
+
+    register(client)
+    remember_cookie()
+    login(client, password="wrong-" + PASSWORD)
+    login(client)
+    remember_cookie()
+    client.get("/profile")
+    client.post("/logout", data={"csrf_token": csrf(client, "/profile")})
+    assert len(secrets) >= 5
+    formatter = JsonFormatter()
+    assert caplog.records
+    for record in caplog.records:
+        blob = "\n".join([record.getMessage(), formatter.format(record), repr(record.__dict__)])
+        for secret in secrets:
+            assert secret not in blob, (record.name, secret[:6])

@@ -26,10 +26,6 @@ from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
 ALLOWED_KEYS = {"sid", "challenge_id", "csrf"}
-LOGIN_REDIRECT_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: webapp/htmx.py:54 redirect() passes '/login?next=/profile' (built in webapp/__init__.py:42) through "
-    "safe_next, which refuses every target starting with /login, so a login-required redirect points at "
-    "/profile: a redirect loop instead of /login?next=/profile"))
 
 
 def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
@@ -70,6 +66,7 @@ def assert_is_signed_out(c: TestClient) -> None:
     assert r.headers["location"] == "/login"
     profile = c.get("/profile")
     assert profile.status_code == 303
+    assert urlsplit(profile.headers["location"]).path == "/login"
     assert "Your profile" not in profile.text
 
 
@@ -89,7 +86,6 @@ def test_r_s1_replaying_a_cookie_captured_before_logout_is_refused(app: Starlett
     assert revoked_at is not None
 
 
-@LOGIN_REDIRECT_BUG
 def test_r_s1_replayed_cookie_is_sent_to_login_from_profile(app: Starlette, client: TestClient) -> None:
     signed_in_client(client)
     captured = client.cookies["session"]
@@ -101,7 +97,6 @@ def test_r_s1_replayed_cookie_is_sent_to_login_from_profile(app: Starlette, clie
     assert urlsplit(r.headers["location"]).path == "/login"
 
 
-@LOGIN_REDIRECT_BUG
 @pytest.mark.parametrize("kind", ["no-js", "partial", "boosted"])
 def test_anonymous_profile_request_is_sent_to_login_with_next(client: TestClient, kind: str) -> None:
     r = client.get("/profile", headers=CLIENT_KINDS[kind])
@@ -287,7 +282,6 @@ def test_r_s6_thirty_one_idle_minutes_after_login_end_the_session(client: TestCl
         assert_is_signed_out(client)
 
 
-@LOGIN_REDIRECT_BUG
 @pytest.mark.parametrize("kind", ["no-js", "partial"])
 def test_r_h3_expired_session_is_sent_to_login_with_notice(client: TestClient, kind: str) -> None:
     with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
@@ -460,7 +454,6 @@ def test_r_s11_history_restore_after_logout_gets_no_profile(client: TestClient) 
     assert "Your profile" not in r.text
 
 
-@LOGIN_REDIRECT_BUG
 def test_r_s11_history_restore_after_logout_is_sent_to_login(client: TestClient) -> None:
     signed_in_client(client)
     client.post("/logout", data={"csrf_token": csrf(client, "/profile")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from starlette.requests import Request
@@ -70,33 +70,13 @@ async def send_code(request: Request, ch_id: str, channel: str) -> MfaChallenge:
     """Reserve the send under row locks, call Verify outside any transaction, then record what happened."""
     settings: Settings = request.app.state.settings
     db = request.app.state.db
-    async with db.session() as s:
-        ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id).with_for_update())).scalar_one()
-        now = utcnow()
-        if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
-            wait = settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds())
-            raise Refused(f"Please wait {wait} seconds before asking for another code.", 429, max(wait, 1))
-        if ch.sends >= settings.mfa_max_sends:
-            raise Refused("You've asked for the most codes allowed for this attempt. "
-                          "Start over in 10 minutes or use a recovery code.", 429, 600)
-        checks = [
-            (throttle.throttle_key(settings.secret_key, "sends-user", str(ch.user_id)),
-             settings.mfa_sends_per_user_per_day, 86400, "You've reached today's limit of codes. Try again tomorrow."),
-            (throttle.throttle_key(settings.secret_key, "sends-global", "all"), settings.sms_global_daily_budget,
-             86400, "We can't send more codes today. Please try again later or use a recovery code."),
-        ]
-        if ch.purpose in (ENROLL, CHANGE_NEW):
-            checks.append((throttle.throttle_key(settings.secret_key, "enroll-ip", client_ip(request)),
-                           settings.enroll_sends_per_ip_per_hour, 3600,
-                           "Too many numbers were set up from this network. Try again in an hour."))
-        for key, limit, window, message in checks:
-            verdict = await throttle.hit(s, key, limit, window)
-            if not verdict.allowed:
-                await audit(request, "excess_rate_limit_exceeded", "failure", user_id=ch.user_id,
-                            limit=key.split(":")[0])
-                raise Refused(message, 429, verdict.retry_after)
-        previous_sent_at, ch.last_sent_at = ch.last_sent_at, now
-        phone, purpose, user_id = ch.phone_e164, ch.purpose, ch.user_id
+    try:
+        phone, purpose, user_id, previous_sent_at = await _reserve(request, ch_id, settings)
+    except _LimitHit as hit:
+        # Audited after the reservation rolled back: a second write while it held SQLite's write lock waited
+        # for it until the busy timeout (a 500), and an event written inside it would be rolled back too.
+        await audit(request, "excess_rate_limit_exceeded", "failure", user_id=hit.user_id, limit=hit.limit)
+        raise hit.refused from None
     try:
         verification = await request.app.state.verify.start(
             phone, "call" if channel == "call" else "sms", locale=_locale(request),
@@ -120,6 +100,41 @@ async def send_code(request: Request, ch_id: str, channel: str) -> MfaChallenge:
         sent.verification_sid, sent.channel, sent.sends = verification.sid, channel, sent.sends + 1
         await audit(request, "mfa_code_sent", "success", user_id=user_id, channel=channel, purpose=purpose, session=s)
     return sent
+
+
+class _LimitHit(Exception):
+    def __init__(self, limit: str, user_id: int, refused: Refused) -> None:
+        super().__init__(limit)
+        self.limit, self.user_id, self.refused = limit, user_id, refused
+
+
+async def _reserve(request: Request, ch_id: str, settings: Settings) -> tuple[str, str, int, datetime | None]:
+    """Cooldown, per-challenge and budget checks under row locks; starts the cooldown. Raises Refused/_LimitHit."""
+    async with request.app.state.db.session() as s:
+        ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id).with_for_update())).scalar_one()
+        now = utcnow()
+        if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
+            wait = settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds())
+            raise Refused(f"Please wait {wait} seconds before asking for another code.", 429, max(wait, 1))
+        if ch.sends >= settings.mfa_max_sends:
+            raise Refused("You've asked for the most codes allowed for this attempt. "
+                          "Start over in 10 minutes or use a recovery code.", 429, 600)
+        checks = [
+            (throttle.throttle_key(settings.secret_key, "sends-user", str(ch.user_id)),
+             settings.mfa_sends_per_user_per_day, 86400, "You've reached today's limit of codes. Try again tomorrow."),
+            (throttle.throttle_key(settings.secret_key, "sends-global", "all"), settings.sms_global_daily_budget,
+             86400, "We can't send more codes today. Please try again later or use a recovery code."),
+        ]
+        if ch.purpose in (ENROLL, CHANGE_NEW):
+            checks.append((throttle.throttle_key(settings.secret_key, "enroll-ip", client_ip(request)),
+                           settings.enroll_sends_per_ip_per_hour, 3600,
+                           "Too many numbers were set up from this network. Try again in an hour."))
+        for key, limit, window, message in checks:
+            verdict = await throttle.hit(s, key, limit, window)
+            if not verdict.allowed:
+                raise _LimitHit(key.split(":")[0], ch.user_id, Refused(message, 429, verdict.retry_after))
+        previous_sent_at, ch.last_sent_at = ch.last_sent_at, now
+        return ch.phone_e164, ch.purpose, ch.user_id, previous_sent_at
 
 
 def _locale(request: Request) -> str | None:

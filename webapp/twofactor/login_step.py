@@ -150,7 +150,7 @@ async def _finish(request: Request, loaded: challenges.Loaded, outcome: Outcome,
         await _note_abandoned(s, ch)
         await audit(request, "authn_login_success", "success", user_id=user.id, factor=factor, session=s)
         if factor == "recovery":
-            s.add(SecurityNotice(user_id=user.id, kind="recovery_used"))
+            s.add(SecurityNotice(user_id=user.id, kind="recovery_used", created_at=utcnow()))  # after the session
     if factor == "recovery":
         return redirect(request, "/2fa/recovery-used")
     return redirect(request, safe_next(ch.next_path))

@@ -21,7 +21,7 @@ from webapp.twofactor import challenges, recovery
 from webapp.twofactor.challenges import CHANGE_NEW, CHANGE_OLD, DISABLE, ENROLL, STEP_UP, Loaded
 from webapp.twofactor.checking import Outcome, check_code, check_recovery
 from webapp.twofactor.login_step import cancel_verifications, discard
-from webapp.twofactor.phones import last2, parse_phone
+from webapp.twofactor.phones import MAX_PHONE_INPUT, last2, parse_phone
 from webapp.twofactor.sending import Refused, send_code
 from webapp.twofactor.views import phone_form_context, render_code_step, twofa_context
 
@@ -116,6 +116,8 @@ async def phone_submit(request: Request) -> Response:
         return redirect(request, "/profile")
     settings: Settings = request.app.state.settings
     e164, problem = parse_phone(form["phone"], form["region"].upper(), settings.phone_allowed_regions)
+    if "phone" in form.errors:  # over-long input arrives empty: say why, not "Enter a phone number" (R-V1)
+        e164, problem = None, f"A phone number has at most {MAX_PHONE_INPUT} characters."
     if e164 and not problem:
         async with request.app.state.db.session() as s:
             sharing = (await s.execute(select(func.count()).select_from(User).where(
@@ -199,10 +201,11 @@ async def _approved(request: Request, auth: Auth, loaded: Loaded) -> Response:
             await s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
             user.mfa_enabled, user.phone_e164, user.phone_verified_at = False, None, None
             event, notice, kind = "mfa_disabled", "twofa-off", "mfa_disabled"
-        s.add(SecurityNotice(user_id=user.id, kind=kind))
         await audit(request, event, "success", user_id=user.id, session=s)
         # The acting session just proved the phone (or a recovery code): it counts as second-factor passed.
         await end_other_sessions(request, s, user, auth.session, mfa_passed=True)  # R-S8
+        # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).
+        s.add(SecurityNotice(user_id=user.id, kind=kind, created_at=utcnow()))
     if codes:
         return _codes_page(request, codes, "Two-step verification is on.")
     return redirect(request, "/profile", notice=notice)
@@ -212,9 +215,9 @@ async def _regenerate(request: Request, s: Any, auth: Auth) -> Response:
     settings: Settings = request.app.state.settings
     user = (await s.execute(select(User).where(User.id == auth.user.id))).scalar_one()
     codes = await recovery.issue(s, user.id, settings.recovery_code_count, settings.bcrypt_rounds)
-    s.add(SecurityNotice(user_id=user.id, kind="codes_regenerated"))
     await audit(request, "recovery_codes_regenerated", "success", user_id=user.id, session=s)
     await end_other_sessions(request, s, user, auth.session)
+    s.add(SecurityNotice(user_id=user.id, kind="codes_regenerated", created_at=utcnow()))  # see _approved
     return _codes_page(request, codes, "New recovery codes are ready; the old ones no longer work.")
 
 

@@ -82,15 +82,22 @@ async def twofa_context(request: Request, user: User) -> dict[str, Any]:
             "codes_left": left, "flash": "", "notice_texts": NOTICE_TEXTS}
 
 
+# Notices about something a session itself did; they wait for the next sign-in, so that whoever did it (perhaps
+# with a stolen session or recovery code) cannot see and thereby dismiss the owner's warning (R-O13, R-RC5).
+SELF_MADE = frozenset({"mfa_enabled", "mfa_disabled", "phone_changed", "codes_regenerated", "recovery_used"})
+
+
 async def take_notices(request: Request, user_id: int) -> list[SecurityNotice]:
     """Unseen banners for this user, marked seen as they are shown (R-L6, R-O13, R-RC5)."""
     from webapp.db import utcnow
 
+    auth = getattr(request.state, "auth", None)
+    since = auth.session.created_at if auth is not None else None
     async with request.app.state.db.session() as s:
-        rows = list((await s.execute(
+        rows = [row for row in (await s.execute(
             select(SecurityNotice).where(SecurityNotice.user_id == user_id, SecurityNotice.seen_at.is_(None))
             .order_by(SecurityNotice.created_at)
-        )).scalars().all())
+        )).scalars().all() if since is None or row.kind not in SELF_MADE or row.created_at < since]
         for row in rows:
             row.seen_at = utcnow()
     return rows

@@ -34,7 +34,7 @@ run: install static migrate
 test: install static lint test-sqlite test-postgres
 
 lint: install
-	$(BIN)/ruff check webapp tests bench scripts
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test-sqlite: install static

@@ -1,44 +1,56 @@
-from __future__ import annotations
-import re
-from starlette.testclient import TestClient
-from tests.helpers import signed_in_client, csrf, csrf_from, PARTIAL, login, PASSWORD
+"""The whole two-factor story in one pass, without JavaScript: enable, sign in with a code, recovery, disable."""
 
-def test_enable_login_recovery_and_disable_end_to_end(client: TestClient, verify) -> None:
+from __future__ import annotations
+
+import re
+
+from httpx2 import Response
+from starlette.testclient import TestClient
+
+from tests.helpers import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
+from webapp.verify.dev import DevVerifyBackend
+
+CODE_RE = re.compile(r"<code>([0-9A-Z]{4}(?:-[0-9A-Z]{4}){3})</code>")
+
+
+def _post(client: TestClient, path: str, page_html: str, **data: str) -> Response:
+    return client.post(path, data={"csrf_token": csrf_from(page_html), **data})
+
+
+def test_enable_login_recovery_and_disable_end_to_end(client: TestClient, verify: DevVerifyBackend) -> None:
     signed_in_client(client)
-    r = client.get("/2fa/enable"); assert r.status_code == 200, r.text
-    assert 'id="sms-risk-notice"' in r.text
-    t = csrf_from(r.text)
-    r = client.post("/2fa/enable", data={"csrf_token": t, "password": PASSWORD}); assert r.status_code == 200, r.text
-    t = csrf_from(r.text)
-    r = client.post("/2fa/phone-number", data={"csrf_token": t, "region": "US", "phone": "(415) 555-0123"}); assert r.status_code == 200, r.text
+    r = client.get("/2fa/enable")
+    assert r.status_code == 200 and 'id="sms-risk-notice"' in r.text
+    r = _post(client, "/2fa/enable", r.text, password=PASSWORD)
+    assert r.status_code == 200 and 'name="phone"' in r.text
+    r = _post(client, "/2fa/phone-number", r.text, region="US", phone="(415) 555-0123")
     assert "+14155550123" in r.text
-    code = verify.outbox[0].code
-    t = csrf_from(r.text)
-    r = client.post("/2fa/verify", data={"csrf_token": t, "code": code}); assert r.status_code == 200, r.text
-    codes = re.findall(r"<code>([0-9A-Z-]{19})</code>", r.text); assert len(codes) == 10, r.text
-    r = client.get("/profile"); assert "is <strong>on</strong>" in r.text, r.text
-    t = csrf_from(r.text)
-    r = client.post("/logout", data={"csrf_token": t}); assert r.status_code == 303
-    r = login(client); assert r.status_code == 303 and r.headers["location"] == "/login/verify", r.text
-    r = client.get("/login/verify"); assert r.status_code == 200; assert "ending 23" in r.text
-    t = csrf_from(r.text)
-    r = client.post("/login/verify", data={"csrf_token": t, "code": "000000"}); assert r.status_code == 422; assert "4 attempts left" in r.text, r.text
-    t = csrf_from(r.text)
-    r = client.post("/login/verify", data={"csrf_token": t, "code": verify.outbox[0].code}); assert r.status_code == 303, r.text
-    assert r.headers["location"] == "/profile"
-    r = client.get("/profile"); assert r.status_code == 200
-    # partial login
-    t = csrf_from(r.text); client.post("/logout", data={"csrf_token": t})
-    t = csrf(client); r = client.post("/login", headers=PARTIAL, data={"csrf_token": t, "username": "alice", "password": PASSWORD})
-    assert r.status_code == 200 and "<html" not in r.text and r.headers["HX-Push-Url"] == "/login/verify", r.text
-    # recovery
-    r = client.get("/login/recovery"); t = csrf_from(r.text)
-    r = client.post("/login/recovery", data={"csrf_token": t, "recovery_code": codes[0].lower()}); assert r.status_code == 303, r.text
+    r = _post(client, "/2fa/verify", r.text, code=verify.outbox[0].code)
+    codes = CODE_RE.findall(r.text)
+    assert len(codes) == 10
+    profile = client.get("/profile").text
+    assert "is <strong>on</strong>" in profile and "+14155550123" not in profile
+
+    client.post("/logout", data={"csrf_token": csrf_from(profile)})
+    r = login(client)
+    assert r.status_code == 303 and r.headers["location"] == "/login/verify"
+    page = client.get("/login/verify").text
+    assert "ending 23" in page
+    r = _post(client, "/login/verify", page, code="000000")
+    assert r.status_code == 422 and "4 attempts left" in r.text
+    r = _post(client, "/login/verify", r.text, code=verify.outbox[0].code)
+    assert r.status_code == 303 and r.headers["location"] == "/profile"
+
+    client.post("/logout", data={"csrf_token": csrf(client, "/profile")})
+    r = client.post("/login", headers=PARTIAL,
+                    data={"csrf_token": csrf(client), "username": "alice", "password": PASSWORD})
+    assert r.status_code == 200 and "<html" not in r.text and r.headers["HX-Push-Url"] == "/login/verify"
+    r = _post(client, "/login/recovery", client.get("/login/recovery").text, recovery_code=codes[0].lower())
     assert r.headers["location"] == "/2fa/recovery-used"
-    r = client.get("/2fa/recovery-used"); assert "<strong>9</strong>" in r.text, r.text
-    # disable
-    r = client.get("/2fa/disable"); t = csrf_from(r.text)
-    r = client.post("/2fa/disable", data={"csrf_token": t, "password": PASSWORD}); assert r.status_code == 200, r.text
-    t = csrf_from(r.text)
-    r = client.post("/2fa/recovery", data={"csrf_token": t, "recovery_code": codes[1]}); assert r.status_code == 303, r.text
-    r = client.get("/profile"); assert "is <strong>off</strong>" in r.text, r.text
+    assert "<strong>9</strong>" in client.get("/2fa/recovery-used").text
+
+    r = _post(client, "/2fa/disable", client.get("/2fa/disable").text, password=PASSWORD)
+    assert r.status_code == 200
+    r = _post(client, "/2fa/recovery", r.text, recovery_code=codes[1])
+    assert r.status_code == 303
+    assert "is <strong>off</strong>" in client.get("/profile").text

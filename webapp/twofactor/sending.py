@@ -57,7 +57,9 @@ def message_for_send_error(exc: VerifyError) -> Refused:
     if isinstance(exc, InvalidNumber):
         return Refused("That number can't receive codes. Check the number and try again.", 422)
     if isinstance(exc, RateLimited):
-        return Refused("The SMS service is busy. Please try again in a minute.", 429, exc.retry_after or 60)
+        # 20429 is Twilio's own concurrency limit, already retried once: the service is busy, not the user (R-X4).
+        status = 503 if exc.code == 20429 else 429
+        return Refused("The SMS service is busy. Please try again in a minute.", status, exc.retry_after or 60)
     return Refused(UNAVAILABLE, 503, 60)
 
 

@@ -140,3 +140,9 @@ def test_safe_next_accepts_exactly_512_characters() -> None:
     target = "/" + "a" * 511
     assert safe_next(target) == target
     assert safe_next(target + "a") == "/profile"
+
+
+def test_r_c7_next_echoed_into_the_form_is_escaped(client: TestClient) -> None:
+    html = client.get("/login", params={"next": '/x"><script>alert(1)</script>'}).text
+    assert "<script>alert(1)</script>" not in html
+    assert 'name="next" value="/x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html

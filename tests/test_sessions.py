@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, RESTORE, csrf, csrf_from, login, register, signed_in_client
+from tests.helpers import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client
 from webapp import create_app
 from webapp.db import sync_url
 from webapp.settings import Settings
@@ -350,9 +350,10 @@ def test_r_s2_sign_out_everywhere_ends_every_session(client: TestClient, other_c
     assert events[-1] == "session_revoked"
 
 
-def test_r_s2_sign_out_everywhere_over_htmx_uses_hx_redirect(client: TestClient) -> None:
+@pytest.mark.parametrize("kind", ["partial", "boosted"])
+def test_r_s2_sign_out_everywhere_over_htmx_uses_hx_redirect(client: TestClient, kind: str) -> None:
     signed_in_client(client)
-    r = client.post("/sessions/end-all", headers=PARTIAL, data={"csrf_token": csrf(client, "/profile")})
+    r = client.post("/sessions/end-all", headers=CLIENT_KINDS[kind], data={"csrf_token": csrf(client, "/profile")})
     assert r.status_code == 200
     assert r.headers["hx-redirect"] == "/login?notice=signed-out-everywhere"
 

@@ -177,9 +177,6 @@ def test_secrets_are_not_in_settings_repr(tmp_path: Path) -> None:
     assert "t" * 32 not in repr(s)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: webapp/settings.py:72-73 declare secret_key and pepper without field(repr=False), so repr(settings) "
-    "(e.g. in a log line or traceback) prints SECRET_KEY and PASSWORD_PEPPER (R-PR2, R-S10)"))
 def test_r_pr2_secret_key_and_pepper_are_not_in_settings_repr(tmp_path: Path) -> None:
     s = load(prod_env(tmp_path), tmp_path)
     assert GOOD_SECRET not in repr(s)

@@ -7,7 +7,8 @@ import sys
 
 from webapp.security.audit import JsonFormatter
 
-QUIET = ("twilio.http_client", "twilio.async_http_client")
+# The Twilio client logs URLs and headers at INFO; aiosqlite logs SQL parameters (phone numbers) at DEBUG.
+QUIET = ("twilio.http_client", "twilio.async_http_client", "aiosqlite")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

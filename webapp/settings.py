@@ -69,8 +69,8 @@ def _regions(raw: str) -> frozenset[str]:
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
-    secret_key: str = ""
-    pepper: bytes = b""
+    secret_key: str = field(default="", repr=False)
+    pepper: bytes = field(default=b"", repr=False)
     pepper_id: int = 1
     database_url: str = ""
     instance_dir: Path = ROOT / "instance"

@@ -50,8 +50,10 @@ test-postgres: install static
 		echo "SKIPPED: the PostgreSQL run (no server at $(PG_ADMIN_URL)); the SQLite run above still counts."; \
 	fi
 
+# Extra tools for the bench only (chart, profiler) live in bench/requirements.txt; ARGS=--postgres etc. pass through.
 bench: install static
-	$(BIN)/python -m bench
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) static/vendor .pytest_cache .mypy_cache .ruff_cache

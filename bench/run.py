@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true", help="never apt-get install wrk")
     p.add_argument("--profile", action="store_true",
                    help="also record py-spy flame graphs of scenarios 3 and 4 into the results folder")
+    p.add_argument("--only", default="1,2,3,4,5,6,7,8", metavar="LIST",
+                   help="scenario numbers to run, e.g. --only 6 or --only 4,5 (1–3 run together; default all)")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go (default bench/results)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, SQLite file)")
     return p.parse_args(argv)
@@ -128,20 +130,28 @@ async def _scenarios(ctx: Context, args: argparse.Namespace) -> list[Row]:
     def step(name: str) -> None:
         print(f"bench: [{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
+    only = {part.strip() for part in args.only.split(",")}
     rows: list[Row] = []
+    memory: list[Row] = []
+    weight: list[Row] = []
     step("setup: sign-in cookie, CSRF pair, bcrypt calibration")
     await scenarios.prepare(ctx)
     two_factor = await _two_factor_route_exists(ctx)
-    step("8 page weight")
-    weight = await scenarios.page_weight(ctx, two_factor)
-    step(f"7 memory: {ctx.plan.memory_requests} mixed requests on the fresh worker")
-    memory = await scenarios.memory(ctx)
-    step(f"1–3 throughput: {len(['c', 'lf', 'lp', 'p', 'h'])} targets × {ctx.plan.rounds} rounds, interleaved")
-    rows += await scenarios.throughput(ctx)
-    step("4–5 password logins against the bcrypt bound; /healthz alongside")
-    rows += await scenarios.logins(ctx)
-    step(f"6 slow Twilio ({args.verify_latency_ms} ms), {ctx.plan.mfa_users} users")
-    rows += await scenarios.slow_twilio(ctx, args.verify_latency_ms)
+    if "8" in only:
+        step("8 page weight")
+        weight = await scenarios.page_weight(ctx, two_factor)
+    if "7" in only:
+        step(f"7 memory: {ctx.plan.memory_requests} mixed requests on the fresh worker")
+        memory = await scenarios.memory(ctx)
+    if only & {"1", "2", "3"}:
+        step(f"1–3 throughput: 5 targets × {ctx.plan.rounds} rounds, interleaved")
+        rows += await scenarios.throughput(ctx)
+    if only & {"4", "5"}:
+        step("4–5 password logins against the bcrypt bound; /healthz alongside")
+        rows += await scenarios.logins(ctx)
+    if "6" in only:
+        step(f"6 slow Twilio ({args.verify_latency_ms} ms), {ctx.plan.mfa_users} users")
+        rows += await scenarios.slow_twilio(ctx, args.verify_latency_ms)
     rows += memory + weight
     if args.profile:
         step("profiles (py-spy)")

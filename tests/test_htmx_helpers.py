@@ -90,10 +90,10 @@ def test_r_h3_home_over_htmx_uses_hx_redirect(client: TestClient, kind: str) -> 
     assert (r.status_code, r.headers["hx-redirect"]) == (200, "/profile")
 
 
-def test_home_history_restore_gets_a_plain_redirect(client: TestClient) -> None:
+def test_home_history_restore_is_redirected_by_htmx_so_the_address_bar_follows(client: TestClient) -> None:
     r = client.get("/", headers=RESTORE)
-    assert (r.status_code, r.headers["location"]) == (303, "/login")
-    assert "hx-redirect" not in r.headers
+    assert (r.status_code, r.headers["hx-redirect"]) == (200, "/login")
+    assert "location" not in r.headers
 
 
 @pytest.mark.parametrize("kind", ["no-js", "boosted", "restore"])

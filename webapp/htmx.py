@@ -48,13 +48,16 @@ def render(
 
 
 def redirect(request: Request, target: str, *, notice: str | None = None) -> Response:
-    """Leave the current page: 303 for plain and boosted requests' fallbacks, HX-Redirect for htmx."""
+    """Leave the current page: 303 without htmx; HX-Redirect for every htmx request, history restores included."""
     # Targets are app paths or already passed through safe_next (R-R1, R-R3); anything else is refused here too.
     url = target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/profile"
     if notice:
         url += ("&" if "?" in url else "?") + "notice=" + notice
-    if is_htmx(request):
-        # HX-Redirect makes a full load, which also refreshes <body>'s hx-headers CSRF token.
+    h = request.headers
+    # htmx 4.0.1's history restore sends HX-History-Restore-Request without HX-Request (seen in Chromium).
+    if h.get("hx-request") == "true" or h.get("hx-history-restore-request") == "true":
+        # HX-Redirect makes a full load, which also refreshes <body>'s hx-headers CSRF token and, for a history
+        # restore, the address bar (a 303 would be followed silently and leave the old URL showing).
         response = Response(status_code=200, headers={"HX-Redirect": url, "Cache-Control": "no-store"})
     else:
         response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})

@@ -24,8 +24,9 @@ def sync_url(url: str) -> str:
 def make_engine(url: str) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        # One writer at a time: wait for the lock instead of failing with "database is locked".
-        kwargs["connect_args"] = {"timeout": 15}
+        # One writer at a time: wait for the lock instead of failing with "database is locked". A larger pool
+        # lets concurrent readers (WAL) proceed instead of queueing for one of five connections.
+        kwargs.update(connect_args={"timeout": 15}, pool_size=20, max_overflow=10)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)

@@ -28,9 +28,11 @@ async def profile_show(request: Request) -> Response:
                                         SecurityEvent.event.in_(list(EVENT_LABELS)))
             .order_by(SecurityEvent.ts.desc(), SecurityEvent.id.desc()).limit(ACTIVITY_LIMIT)
         )).scalars().all()
+        notices = await take_notices(request, auth.user.id, s)
+        twofa = await twofa_context(request, auth.user, s)
     current = hash_token(cookie_state(request).get("sid") or "")
     context = {"sessions": sessions, "current_session": current, "events": events, "labels": EVENT_LABELS,
-               "notices": await take_notices(request, auth.user.id), **await twofa_context(request, auth.user)}
+               "notices": notices, **twofa}
     return render(request, "profile/index.html", None, context)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import bcrypt
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from webapp.accounts.passwords import run_bcrypt
 from webapp.db import utcnow
 from webapp.models import RecoveryCode
 
@@ -34,7 +34,7 @@ async def issue(s: AsyncSession, user_id: int, count: int, rounds: int = RECOVER
     """Replace the user's codes with a fresh set; the old set stops working in the same transaction."""
     codes = [new_code() for _ in range(count)]
     # Cost 10 (R-RC2) is enough for 80 random bits; 12 would make enabling take ~2.5 s for ten codes.
-    hashes = await asyncio.to_thread(_hash_all, codes, min(rounds, RECOVERY_ROUNDS))
+    hashes = await run_bcrypt(_hash_all, codes, min(rounds, RECOVERY_ROUNDS))
     batch = secrets.token_hex(8)
     await s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     s.add_all(RecoveryCode(user_id=user_id, batch_id=batch, code_hash=h) for h in hashes)
@@ -57,7 +57,7 @@ async def use(s: AsyncSession, user_id: int, code: str) -> bool:
         select(RecoveryCode.id, RecoveryCode.code_hash).where(RecoveryCode.user_id == user_id,
                                                               RecoveryCode.used_at.is_(None))
     )).all()
-    found = await asyncio.to_thread(_find, [(r.id, r.code_hash) for r in rows], code)
+    found = await run_bcrypt(_find, [(r.id, r.code_hash) for r in rows], code)
     if found is None:
         return False
     result = await s.execute(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -75,9 +78,16 @@ def phone_form_context(request: Request, *, form: dict[str, str] | None = None, 
             "phone": values.get("phone", ""), "error": error, "purpose": purpose, "flash": ""}
 
 
-async def twofa_context(request: Request, user: User) -> dict[str, Any]:
-    async with request.app.state.db.session() as s:
-        left = await recovery.remaining(s, user.id) if user.mfa_enabled else 0
+def _session(request: Request, s: AsyncSession | None) -> AbstractAsyncContextManager[AsyncSession]:
+    """Join the caller's transaction when there is one: the profile page runs its reads in one session."""
+    return contextlib.nullcontext(s) if s is not None else request.app.state.db.session()
+
+
+async def twofa_context(request: Request, user: User, s: AsyncSession | None = None) -> dict[str, Any]:
+    left = 0
+    if user.mfa_enabled:
+        async with _session(request, s) as session:
+            left = await recovery.remaining(session, user.id)
     return {"view": "status", "masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
             "codes_left": left, "flash": "", "notice_texts": NOTICE_TEXTS}
 
@@ -87,14 +97,14 @@ async def twofa_context(request: Request, user: User) -> dict[str, Any]:
 SELF_MADE = frozenset({"mfa_enabled", "mfa_disabled", "phone_changed", "codes_regenerated", "recovery_used"})
 
 
-async def take_notices(request: Request, user_id: int) -> list[SecurityNotice]:
+async def take_notices(request: Request, user_id: int, s: AsyncSession | None = None) -> list[SecurityNotice]:
     """Unseen banners for this user, marked seen as they are shown (R-L6, R-O13, R-RC5)."""
     from webapp.db import utcnow
 
     auth = getattr(request.state, "auth", None)
     since = auth.session.created_at if auth is not None else None
-    async with request.app.state.db.session() as s:
-        rows = [row for row in (await s.execute(
+    async with _session(request, s) as session:
+        rows = [row for row in (await session.execute(
             select(SecurityNotice).where(SecurityNotice.user_id == user_id, SecurityNotice.seen_at.is_(None))
             .order_by(SecurityNotice.created_at)
         )).scalars().all() if since is None or row.kind not in SELF_MADE or row.created_at < since]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -148,7 +148,9 @@ async def _finish(request: Request, loaded: challenges.Loaded, outcome: Outcome,
         fresh.mfa_failed_count, fresh.mfa_locked_until = 0, None
         await start_session(request, s, fresh, remember=ch.remember, mfa_passed=True)
         await _note_abandoned(s, ch)
-        await audit(request, "authn_login_success", "success", user_id=user.id, factor=factor, session=s)
+        # The channel the code went by, like every other MFA event (R-A2).
+        await audit(request, "authn_login_success", "success", user_id=user.id, factor=factor, channel=ch.channel,
+                    session=s)
         if factor == "recovery":
             s.add(SecurityNotice(user_id=user.id, kind="recovery_used", created_at=utcnow()))  # after the session
     if factor == "recovery":
@@ -158,18 +160,28 @@ async def _finish(request: Request, loaded: challenges.Loaded, outcome: Outcome,
 
 async def _note_abandoned(s: AsyncSession, done: MfaChallenge) -> None:
     """Password right but the second step never finished earlier: tell the user at this sign-in (R-L6)."""
-    earlier = (await s.execute(
-        select(MfaChallenge.id_hash).where(MfaChallenge.user_id == done.user_id, MfaChallenge.purpose == LOGIN,
-                                           MfaChallenge.consumed_at.is_(None), MfaChallenge.id_hash != done.id_hash,
-                                           MfaChallenge.created_at < done.created_at)
-        .limit(1)
-    )).first()
+    # Only attempts since the last completed sign-in: older ones were reported then. Every unfinished one was
+    # matched before, even those already reported (closing them set invalidated_at, not consumed_at), so the
+    # banner came back at every sign-in. Attempts started while this one was pending count too, since closing
+    # them below would otherwise hide them for good.
+    last_ok = (await s.execute(
+        select(func.max(MfaChallenge.consumed_at)).where(MfaChallenge.user_id == done.user_id,
+                                                         MfaChallenge.purpose == LOGIN,
+                                                         MfaChallenge.id_hash != done.id_hash)
+    )).scalar_one_or_none()
+    query = select(MfaChallenge.created_at).where(
+        MfaChallenge.user_id == done.user_id, MfaChallenge.purpose == LOGIN, MfaChallenge.consumed_at.is_(None),
+        MfaChallenge.id_hash != done.id_hash)
+    if last_ok is not None:
+        query = query.where(MfaChallenge.created_at > last_ok)
+    earlier = (await s.execute(query.order_by(MfaChallenge.created_at).limit(1))).scalar_one_or_none()
     notified = (await s.execute(
         select(SecurityNotice.id).where(SecurityNotice.user_id == done.user_id,
                                         SecurityNotice.kind == "second_step_failed", SecurityNotice.seen_at.is_(None))
     )).first()
     if earlier and not notified:
-        s.add(SecurityNotice(user_id=done.user_id, kind="second_step_failed"))
+        # Stamped with when the password was entered: the banner's UTC time is the attempt's, not this sign-in's.
+        s.add(SecurityNotice(user_id=done.user_id, kind="second_step_failed", created_at=earlier))
     # Reported once: those earlier attempts are closed so the next sign-in doesn't repeat the banner.
     await s.execute(update(MfaChallenge).where(
         MfaChallenge.user_id == done.user_id, MfaChallenge.purpose == LOGIN, MfaChallenge.consumed_at.is_(None),

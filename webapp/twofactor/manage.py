@@ -165,10 +165,10 @@ async def _check(request: Request, code: str, *, recovery_code: bool) -> Respons
                          outcome.status)
         return render_code_step(request, loaded.challenge, error=outcome.message, status=outcome.status,
                                 retry_after=outcome.retry_after)
-    return await _approved(request, auth, loaded)
+    return await _approved(request, auth, loaded, factor="recovery" if recovery_code else "sms")
 
 
-async def _approved(request: Request, auth: Auth, loaded: Loaded) -> Response:
+async def _approved(request: Request, auth: Auth, loaded: Loaded, factor: str) -> Response:
     ch = loaded.challenge
     settings: Settings = request.app.state.settings
     async with request.app.state.db.session() as s:
@@ -201,7 +201,8 @@ async def _approved(request: Request, auth: Auth, loaded: Loaded) -> Response:
             await s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
             user.mfa_enabled, user.phone_e164, user.phone_verified_at = False, None, None
             event, notice, kind = "mfa_disabled", "twofa-off", "mfa_disabled"
-        await audit(request, event, "success", user_id=user.id, session=s)
+        # Confirmed by a code (or a recovery code): say which, and the channel, like every MFA event (R-A2).
+        await audit(request, event, "success", user_id=user.id, factor=factor, channel=ch.channel, session=s)
         # The acting session just proved the phone (or a recovery code): it counts as second-factor passed.
         await end_other_sessions(request, s, user, auth.session, mfa_passed=True)  # R-S8
         # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).

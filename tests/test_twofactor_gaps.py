@@ -226,7 +226,7 @@ def test_r_x1_hung_resend_answers_503_in_time_and_the_challenge_survives(
 
 SCENARIO_EVENTS = [
     "authn_login_fail",       # wrong password
-    "authn_login_success",    # password step (factor=password, second step required)
+    "authn_login_successafterfail",  # password step after a failure (factor=password, second step required)
     "mfa_code_sent",          # first code
     "mfa_check_fail",         # wrong code
     "authn_login_success",    # right code (factor=sms)
@@ -286,9 +286,6 @@ def test_r_a1_r_a2_scenario_events_in_order_with_required_fields(
         assert line["ts"].endswith("Z") and line["ip"] and line["request_id"] and line["outcome"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: webapp/accounts/routes.py _authenticate logs a 2FA user's password "
-                   "success after failures as authn_login_success; only the non-2FA branch uses "
-                   "authn_login_successafterfail (fix: pick the event from earlier_failures in both branches)")
 def test_r_a1_password_step_after_failures_is_successafterfail_for_2fa_users(
         client: TestClient, settings: Settings, verify: CountingVerify) -> None:
     """R-A1 (CS-LogVocab): a password success after failed attempts is `authn_login_successafterfail`, whether or

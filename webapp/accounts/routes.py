@@ -149,16 +149,16 @@ async def _authenticate(request: Request, settings: Settings, form: Form, passwo
         await throttle.reset(s, user_key)
         user = await s.merge(user)
         remember = form["remember"] in ("1", "on", "true")
+        event = "authn_login_successafterfail" if earlier_failures else "authn_login_success"
         if user.mfa_enabled:
             if wait := lock_left(user):
                 # Locked second step: no code is sent until the cooldown ends (R-O6).
                 return _login_page(request, form, 429, locked_message(wait), wait)
-            await audit(request, "authn_login_success", "success", user_id=user.id, factor="password",
+            await audit(request, event, "success", user_id=user.id, factor="password",
                         outcome_detail="second_step_required", session=s)
             ch_id, stale = await login_step.create(request, s, user, remember=remember, next_path=form["next"])
         else:
             await start_session(request, s, user, remember=remember, mfa_passed=False)
-            event = "authn_login_successafterfail" if earlier_failures else "authn_login_success"
             await audit(request, event, "success", user_id=user.id, factor="password", session=s)
             return redirect(request, form["next"])
     return await login_step.after_password(request, ch_id, stale)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
+
+from webapp.db import sync_url
+from webapp.settings import Settings
 
 NO_JS: dict[str, str] = {}
 BOOSTED = {"HX-Request": "true", "HX-Boosted": "true", "HX-Request-Type": "full"}
@@ -58,3 +63,17 @@ def signed_in_client(client: TestClient, username: str = "alice") -> TestClient:
     r = login(client, username)
     assert r.status_code == 303, r.text  # type: ignore[attr-defined]
     return client
+
+
+def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
+    """Read the test database directly, through a synchronous driver."""
+    engine = create_engine(sync_url(settings.database_url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(query), params).all())
+    finally:
+        engine.dispose()
+
+
+def count(settings: Settings, table: str) -> int:
+    return int(sql(settings, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608 - table names are fixed in tests

@@ -10,24 +10,13 @@ from typing import Any
 import bcrypt
 import pytest
 import time_machine
-from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
-from tests.helpers import BOOSTED, CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register
+from tests.helpers import BOOSTED, CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
 from webapp.accounts import passwords
-from webapp.db import sync_url
 from webapp.settings import Settings
 
 LOGIN_ERROR = "Incorrect username or password."
-
-
-def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(settings.database_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-    finally:
-        engine.dispose()
 
 
 def session_rows(settings: Settings) -> int:

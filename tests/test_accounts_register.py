@@ -7,27 +7,16 @@ from typing import Any
 
 import bcrypt
 import pytest
-from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register
+from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
 from webapp.accounts.passwords import prehash
-from webapp.db import sync_url
 from webapp.settings import Settings
 
 # 15 code points each; none is on the blocklist and none contains a username used here.
 FIFTEEN = "qv7-mzr-kt2-wpx"
 FOURTEEN = FIFTEEN[:-1]
 EMOJI = "\U0001f98a"  # one code point, four UTF-8 bytes
-
-
-def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(settings.database_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-    finally:
-        engine.dispose()
 
 
 def user_count(settings: Settings) -> int:

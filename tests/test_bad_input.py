@@ -9,31 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register
+from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, count, csrf, login, register, sql
 from webapp import create_app
 from webapp.accounts.usernames import USERNAME_RE, canonical
-from webapp.db import sync_url
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
 BAD_CHARS = "contains characters that aren&#39;t allowed"
 LOGIN_ERROR = "Incorrect username or password."
-
-
-def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(settings.database_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-    finally:
-        engine.dispose()
-
-
-def count(settings: Settings, table: str) -> int:
-    return int(sql(settings, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608 - fixed table names
 
 
 def register_with(client: TestClient, headers: dict[str, str] | None = None, **fields: str) -> Any:

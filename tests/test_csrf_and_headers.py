@@ -12,35 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.helpers import PARTIAL, PASSWORD, csrf, login, register, signed_in_client
+from tests.helpers import PARTIAL, PASSWORD, count, csrf, login, register, signed_in_client, sql
 from webapp import create_app
-from webapp.db import sync_url
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRF_MESSAGE = "This form has expired or came from another site. Reload the page and try again."
 HTMX_SHA384 = "Qp9rdC8H7EqOoX+nR0P3RPG2Noji+qdwJlGpfzwQJsfOpp3sGwIdSP9xO3+UlEhn"
-
-
-def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(settings.database_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-    finally:
-        engine.dispose()
-
-
-def count(settings: Settings, table: str) -> int:
-    return int(sql(settings, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608 - fixed table names
 
 
 def events(settings: Settings, name: str) -> list[tuple[str, dict[str, Any]]]:

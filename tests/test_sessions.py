@@ -15,26 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client
+from tests.helpers import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client, sql
 from webapp import create_app
-from webapp.db import sync_url
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
 ALLOWED_KEYS = {"sid", "challenge_id", "csrf"}
-
-
-def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
-    engine = create_engine(sync_url(settings.database_url))
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-    finally:
-        engine.dispose()
 
 
 def set_cookie(response: Any, name: str = "session") -> SimpleCookie:

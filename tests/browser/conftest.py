@@ -94,6 +94,8 @@ def _server_env(tmp: Path) -> dict[str, str]:
         # Every browser comes from 127.0.0.1: the per-IP limits would otherwise throttle the suite itself.
         "IP_REQUESTS_PER_MINUTE": "10000",
         "REGISTRATIONS_PER_IP_PER_HOUR": "10000",
+        # Each two-step test enrols a phone from 127.0.0.1: the default 5 enrolment sends per IP per hour would not do.
+        "ENROLL_SENDS_PER_IP_PER_HOUR": "10000",
         "PYTHONUNBUFFERED": "1",
     })
     env.pop("SECRET_KEY", None)

@@ -225,8 +225,7 @@ async def _regenerate(request: Request, s: Any, auth: Auth) -> Response:
 def _codes_page(request: Request, codes: list[str], flash: str) -> Response:
     """Shown once, never stored in clear (R-RC1). htmx swaps the whole page body: the session and its CSRF token
     were just re-issued, so every form on the page must be re-rendered with the new token."""
-    context = {"view": "codes", "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash,
-               "notice": flash}
+    context = {"view": "codes", "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
     headers = {"HX-Retarget": "body", "HX-Reswap": "innerHTML"} if wants_fragment(request) else None
     return render(request, "twofactor/manage.html", None, context, headers=headers)
 

@@ -34,6 +34,7 @@ def make_templates(settings: Settings) -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=not settings.production,  # no stat() of every template on every render in production
     )
     templates = Jinja2Templates(env=env, context_processors=[_context])
 

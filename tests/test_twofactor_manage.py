@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, csrf_from, login
+from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
 from tests.test_twofactor_kit import (
     PHONE,
     CountingVerify,
@@ -375,3 +375,15 @@ def test_partial_step_up_errors_are_fragments(client: TestClient, settings: Sett
                   PARTIAL)
     assert r.status_code == 422 and "<html" not in r.text
     assert csrf_from(r.text)
+
+
+def test_profile_offers_to_continue_a_step_in_progress(client: TestClient) -> None:
+    """A reload mid-enrollment shows the profile; it must point back to the pending step, which /2fa resumes."""
+    signed_in_client(client)
+    assert "step in progress" not in client.get("/profile").text
+    page = client.get("/2fa/enable").text
+    r = client.post("/2fa/enable", data={"csrf_token": csrf_from(page), "password": PASSWORD})
+    assert r.status_code == 200 and 'name="phone"' in r.text
+    profile = client.get("/profile").text
+    assert "step in progress" in profile and 'href="/2fa"' in profile
+    assert 'name="phone"' in client.get("/2fa").text

@@ -13,6 +13,7 @@ from webapp.security.audit import EVENT_LABELS, audit
 from webapp.security.cookies import cookie_state
 from webapp.security.sessions import active_sessions, hash_token, require_auth
 from webapp.settings import Settings
+from webapp.twofactor import challenges
 from webapp.twofactor.views import take_notices, twofa_context
 
 ACTIVITY_LIMIT = 15
@@ -30,9 +31,11 @@ async def profile_show(request: Request) -> Response:
         )).scalars().all()
         notices = await take_notices(request, auth.user.id, s)
         twofa = await twofa_context(request, auth.user, s)
+        # A reload mid-enrollment (htmx pushes no URL for these steps) must not hide the step in progress.
+        pending = await challenges.load(request, s, challenges.STEP_UP, session_hash=auth.session.id_hash)
     current = hash_token(cookie_state(request).get("sid") or "")
     context = {"sessions": sessions, "current_session": current, "events": events, "labels": EVENT_LABELS,
-               "notices": notices, **twofa}
+               "notices": notices, **twofa, "pending_step": pending is not None}
     return render(request, "profile/index.html", None, context)
 
 

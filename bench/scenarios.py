@@ -113,7 +113,7 @@ async def prepare(ctx: Context) -> None:
     ctx.profile_cookie = await sign_in(ctx, ctx.stack.users.profile_user)
     # One bcrypt check at the configured cost, measured here with nothing else running: the login bound.
     hashed = ctx.stack.password_hash.encode()
-    from webapp.accounts.passwords import prehash
+    from webapp.identity.passwords import prehash
 
     key = prehash(ctx.stack.pepper, PASSWORD)
     samples = []

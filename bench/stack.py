@@ -124,8 +124,8 @@ class Stack:
                        capture_output=True)
         from sqlalchemy import create_engine, insert
 
-        from webapp.accounts.passwords import prehash
         from webapp.db import sync_url
+        from webapp.identity.passwords import prehash
         from webapp.models import User
 
         self.password_hash = bcrypt.hashpw(prehash(self.pepper, PASSWORD),

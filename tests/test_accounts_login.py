@@ -13,7 +13,7 @@ import time_machine
 from starlette.testclient import TestClient
 
 from tests.helpers import BOOSTED, CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
-from webapp.accounts import passwords
+from webapp.identity import passwords
 from webapp.settings import Settings
 
 LOGIN_ERROR = "Incorrect username or password."
@@ -28,7 +28,7 @@ def lock_counts(settings: Settings) -> list[int]:
 
 
 class CountingBcrypt:
-    """Stands in for the `bcrypt` module inside webapp.accounts.passwords and counts `checkpw` calls."""
+    """Stands in for the `bcrypt` module inside webapp.identity.passwords and counts `checkpw` calls."""
 
     def __init__(self) -> None:
         self.checks = 0

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
-from webapp.accounts.passwords import prehash
+from webapp.identity.passwords import prehash
 from webapp.settings import Settings
 
 # 15 code points each; none is on the blocklist and none contains a username used here.

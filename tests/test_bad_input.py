@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, count, csrf, login, register, sql
 from webapp import create_app
-from webapp.accounts.usernames import USERNAME_RE, canonical
+from webapp.identity.usernames import USERNAME_RE, canonical
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 

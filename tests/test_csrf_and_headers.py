@@ -8,10 +8,12 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -204,11 +206,24 @@ def test_r_c3_same_origin_request_with_token_is_accepted(victim: TestClient, set
 
 def test_r_c3_refusal_is_audited_as_malicious_csrf(client: TestClient, settings: Settings) -> None:
     token = csrf(client, "/login")
-    client.post("/login", headers={"Origin": "https://evil.example"}, data={"csrf_token": token})
-    client.post("/login", headers={"Sec-Fetch-Site": "cross-site"}, data={"csrf_token": token})
+    r = client.post("/login", headers={"Origin": "https://evil.example"}, data={"csrf_token": token})
+    assert r.status_code == 403
     rows = events(settings, "malicious_csrf")
-    assert [(outcome, details["reason"]) for outcome, details in rows] == [
-        ("failure", "origin mismatch"), ("failure", "sec-fetch-site=cross-site")]
+    assert [(outcome, details["reason"]) for outcome, details in rows] == [("failure", "origin mismatch")]
+
+
+def test_refused_anonymous_posts_from_one_address_make_one_audit_row_per_window(
+        client: TestClient, settings: Settings) -> None:
+    """A flood of forged posts is refused every time but audited once per address per window (R-A1)."""
+    token = csrf(client, "/login")
+    for _ in range(20):
+        assert client.post("/login", headers={"Sec-Fetch-Site": "cross-site"}, data={"csrf_token": token}
+                           ).status_code == 403
+        assert client.post("/login", data={"csrf_token": "forged"}).status_code == 403
+    assert [details["reason"] for _, details in events(settings, "malicious_csrf")] == ["sec-fetch-site=cross-site"]
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=11)):
+        assert client.post("/login", data={"csrf_token": "forged"}).status_code == 403
+    assert len(events(settings, "malicious_csrf")) == 2
 
 
 # --- R-C4 no state change on safe methods -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tests.test_twofactor_kit import (
     CountingVerify,
     enroll,
     fake_code,
+    follow,
     form_post,
     latest_challenge,
     location,
@@ -80,7 +81,7 @@ def test_k7_disable_needs_login_password_and_code(client: TestClient, settings: 
     r = client.post("/2fa/disable", data={"csrf_token": csrf(client, "/profile"), "password": "wrong-password-x"})
     assert r.status_code == 422
     page = client.get("/2fa/disable")
-    r = form_post(client, "/2fa/disable", page.text, {"password": PASSWORD})
+    r = follow(client, form_post(client, "/2fa/disable", page.text, {"password": PASSWORD}))
     r = form_post(client, "/2fa/verify", r.text, {"code": "12ab56"})
     assert user_row(settings)["mfa_enabled"]
 

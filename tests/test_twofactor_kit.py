@@ -109,13 +109,20 @@ def token_post(client: TestClient, path: str, data: dict[str, str] | None = None
     return client.post(path, data={"csrf_token": csrf(client, page), **(data or {})}, headers=headers or {})
 
 
+def follow(client: TestClient, response: Any) -> Any:
+    """Without JavaScript a step answers POST → 303 → GET /2fa (PRG); follow that one hop like a browser."""
+    if response.status_code == 303 and response.headers["location"] == "/2fa":
+        return client.get("/2fa")
+    return response
+
+
 def start_enroll(client: TestClient, phone: str = "(415) 555-0123", region: str = "US") -> Any:
     """Signed-in client: step-up with the password, submit the number; returns the response to the number."""
     r = client.get("/2fa/enable")
     assert r.status_code == 200, r.text
-    r = form_post(client, "/2fa/enable", r.text, {"password": PASSWORD})
+    r = follow(client, form_post(client, "/2fa/enable", r.text, {"password": PASSWORD}))
     assert r.status_code == 200, r.text
-    return form_post(client, "/2fa/phone-number", r.text, {"region": region, "phone": phone})
+    return follow(client, form_post(client, "/2fa/phone-number", r.text, {"region": region, "phone": phone}))
 
 
 def enroll(client: TestClient, code_for: Any, phone: str = "(415) 555-0123", region: str = "US") -> list[str]:

@@ -16,6 +16,7 @@ from tests.test_twofactor_kit import (
     enroll,
     events,
     execute,
+    follow,
     form_post,
     latest_challenge,
     location,
@@ -52,7 +53,7 @@ def stepup(client: TestClient, action: str, password: str = PASSWORD, headers: d
            ) -> object:
     page = client.get(f"/2fa/{action}")
     assert page.status_code == 200, page.text
-    return form_post(client, f"/2fa/{action}", page.text, {"password": password}, headers)
+    return follow(client, form_post(client, f"/2fa/{action}", page.text, {"password": password}, headers))
 
 
 def test_enrollment_shows_the_sms_risk_notice(client: TestClient) -> None:
@@ -200,7 +201,7 @@ def test_disable_needs_password_and_code(client: TestClient, settings: Settings,
     assert latest_challenge(settings)["purpose"] == "disable"
     user = user_row(settings)
     assert user["mfa_enabled"] and user["phone_e164"] == PHONE
-    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})  # type: ignore[attr-defined]
+    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))  # type: ignore[attr-defined]
     assert r.status_code == 303 and path_of(r) == "/profile"
     user = user_row(settings)
     assert not user["mfa_enabled"] and user["phone_e164"] is None
@@ -263,9 +264,9 @@ def test_change_phone_needs_old_and_new_codes(client: TestClient, settings: Sett
     enroll(client, lambda: verify.code)
     r = stepup(client, "phone")
     assert verify.starts[-1] == (PHONE, "sms")
-    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})  # type: ignore[attr-defined]
+    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))  # type: ignore[attr-defined]
     assert r.status_code == 200 and 'name="phone"' in r.text
-    r = form_post(client, "/2fa/phone-number", r.text, {"region": "GB", "phone": "07400 123456"})
+    r = follow(client, form_post(client, "/2fa/phone-number", r.text, {"region": "GB", "phone": "07400 123456"}))
     assert r.status_code == 200, r.text
     assert verify.starts[-1] == ("+447400123456", "sms")
     assert user_row(settings)["phone_e164"] == PHONE
@@ -303,7 +304,7 @@ def test_custom_allow_list(settings: Settings, verify: CountingVerify) -> None:
         r = start_enroll(c, "+353 85 123 4567")
         assert r.status_code == 422 and "send codes to that country" in r.text.replace("&#39;", "'")
         assert verify.starts == []
-        r = form_post(c, "/2fa/phone-number", r.text, {"region": "GB", "phone": "+447400123456"})
+        r = follow(c, form_post(c, "/2fa/phone-number", r.text, {"region": "GB", "phone": "+447400123456"}))
         assert r.status_code == 200 and verify.starts == [("+447400123456", "sms")]
 
 
@@ -323,7 +324,7 @@ def test_fourth_account_on_one_number_gets_a_generic_message(client: TestClient,
                           "WHERE username = 'bob'", n=name, t=True, p=PHONE)
     sends = len(verify.starts)
     r = client.get("/2fa")
-    r = form_post(client, "/2fa/phone-number", r.text, {"region": "US", "phone": "415 555 0199"})
+    r = follow(client, form_post(client, "/2fa/phone-number", r.text, {"region": "US", "phone": "415 555 0199"}))
     r = form_post(client, "/2fa/cancel", r.text)
     r = start_enroll(client)
     assert r.status_code == 422
@@ -340,7 +341,8 @@ def test_enrollment_sends_per_ip_are_limited(client: TestClient, settings: Setti
     r = start_enroll(client, "+14155550101")
     assert r.status_code == 200
     for n in range(2, 7):
-        r = form_post(client, "/2fa/phone-number", r.text, {"region": "US", "phone": f"+141555501{n:02d}"})
+        r = follow(client, form_post(client, "/2fa/phone-number", r.text,
+                                     {"region": "US", "phone": f"+141555501{n:02d}"}))
         if n < 6:
             assert r.status_code == 200, (n, r.text)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
@@ -383,7 +385,7 @@ def test_profile_offers_to_continue_a_step_in_progress(client: TestClient) -> No
     assert "step in progress" not in client.get("/profile").text
     page = client.get("/2fa/enable").text
     r = client.post("/2fa/enable", data={"csrf_token": csrf_from(page), "password": PASSWORD})
-    assert r.status_code == 200 and 'name="phone"' in r.text
+    assert r.status_code == 303 and r.headers["location"] == "/2fa"  # POST → 303 → GET, so a reload re-posts nothing
     profile = client.get("/profile").text
     assert "step in progress" in profile and 'href="/2fa"' in profile
     assert 'name="phone"' in client.get("/2fa").text

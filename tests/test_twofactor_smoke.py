@@ -22,8 +22,12 @@ def test_enable_login_recovery_and_disable_end_to_end(client: TestClient, verify
     r = client.get("/2fa/enable")
     assert r.status_code == 200 and 'id="sms-risk-notice"' in r.text
     r = _post(client, "/2fa/enable", r.text, password=PASSWORD)
+    assert r.status_code == 303 and r.headers["location"] == "/2fa"  # no-JS steps follow POST → 303 → GET
+    r = client.get("/2fa")
     assert r.status_code == 200 and 'name="phone"' in r.text
     r = _post(client, "/2fa/phone-number", r.text, region="US", phone="(415) 555-0123")
+    assert r.status_code == 303 and r.headers["location"] == "/2fa"
+    r = client.get("/2fa")
     assert "+14155550123" in r.text
     r = _post(client, "/2fa/verify", r.text, code=verify.outbox[0].code)
     codes = CODE_RE.findall(r.text)
@@ -50,7 +54,8 @@ def test_enable_login_recovery_and_disable_end_to_end(client: TestClient, verify
     assert "<strong>9</strong>" in client.get("/2fa/recovery-used").text
 
     r = _post(client, "/2fa/disable", client.get("/2fa/disable").text, password=PASSWORD)
-    assert r.status_code == 200
+    assert r.status_code == 303
+    r = client.get("/2fa")
     r = _post(client, "/2fa/recovery", r.text, recovery_code=codes[1])
     assert r.status_code == 303
     assert "is <strong>off</strong>" in client.get("/profile").text

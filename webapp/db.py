@@ -1,14 +1,30 @@
-"""The async engine and session factory; every query goes through SQLAlchemy so no request blocks the loop."""
+"""The store: each unit of work is one synchronous SQLAlchemy transaction run in a worker thread.
+
+A unit of work is a plain function `fn(session, *args)`. It cannot await, so no read-modify-write can span
+bcrypt or a Twilio call, and the whole transaction costs one hop off the event loop instead of one per cursor
+call (aiosqlite's model). `write` takes the database's write lock first: `BEGIN IMMEDIATE` on SQLite; on
+PostgreSQL the unit of work locks the rows it decides on (`SELECT … FOR UPDATE`, see `lock_user`) or changes
+them with one conditional statement.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+P = ParamSpec("P")
+T = TypeVar("T")
+WRITE_OPTION = "webapp_write"
+DB_THREADS = 8
 
 
 def utcnow() -> datetime:
@@ -17,44 +33,71 @@ def utcnow() -> datetime:
 
 
 def sync_url(url: str) -> str:
-    """The URL Alembic uses: the same database through a synchronous driver."""
-    return url.replace("sqlite+aiosqlite://", "sqlite://")
+    """Accept the async driver names older configurations used; the store runs synchronous drivers."""
+    return url.replace("sqlite+aiosqlite://", "sqlite://").replace("postgresql+asyncpg://", "postgresql+psycopg://")
 
 
-def make_engine(url: str) -> AsyncEngine:
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # One writer at a time: wait for the lock instead of failing with "database is locked". A larger pool
-        # lets concurrent readers (WAL) proceed instead of queueing for one of five connections.
-        kwargs.update(connect_args={"timeout": 15}, pool_size=20, max_overflow=10)
-    else:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
-    if url.startswith("sqlite"):
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False},
+                           pool_size=DB_THREADS, max_overflow=4)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=15000")
-            cur.close()
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite would open transactions lazily, at the first write, so a read-then-write unit of work could
+        # lose a race; with its own handling off, "begin" below decides how each transaction starts.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=15000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
     return engine
 
 
+def make_engine(url: str) -> Engine:
+    url = sync_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_engine(url, pool_size=DB_THREADS, max_overflow=4, pool_pre_ping=True)
+
+
 class Database:
-    """Owns the engine; `async with db.session() as s:` gives a session that commits on success."""
+    """Owns the engine and the worker threads; `await db.read(fn, …)` / `await db.write(fn, …)`."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = sync_url(url)
         self.engine = make_engine(url)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = sessionmaker(self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as s, s.begin():
-            yield s
+    def run_read(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._reader.begin() as s:
+            return fn(s, *args, **kwargs)
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    def run_write(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._writer.begin() as s:
+            return fn(s, *args, **kwargs)
+
+    async def read(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """One read transaction in a worker thread."""
+        return await self._off_loop(functools.partial(self.run_read, fn, *args, **kwargs))
+
+    async def write(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """One write transaction in a worker thread, holding the write lock from its first statement."""
+        return await self._off_loop(functools.partial(self.run_write, fn, *args, **kwargs))
+
+    async def _off_loop(self, call: Callable[[], T]) -> T:
+        ctx = contextvars.copy_context()  # log lines written in the thread keep the request's context
+        return await asyncio.get_running_loop().run_in_executor(self._pool, ctx.run, call)
+
+    def dispose(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()

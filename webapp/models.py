@@ -85,6 +85,9 @@ class MfaChallenge(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(24))
     auth_session_hash: Mapped[str | None] = mapped_column(String(64))
+    # The user's session epoch when the challenge opened: any credential change bumps it and kills the challenge.
+    user_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Fixed at creation: a different number is a different challenge (no swapping the number under a sent code).
     phone_e164: Mapped[str] = mapped_column(String(20))
     verification_sid: Mapped[str | None] = mapped_column(String(34))
     channel: Mapped[str] = mapped_column(String(8), default="sms")
@@ -102,11 +105,14 @@ class MfaChallenge(Base):
 
 class RecoveryCode(Base):
     __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user_lookup", "user_id", "lookup"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     batch_id: Mapped[str] = mapped_column(String(32))
     code_hash: Mapped[str] = mapped_column(String(100))
+    # Keyed hash prefix that finds the one candidate row, so a guess costs at most one bcrypt check.
+    lookup: Mapped[str | None] = mapped_column(String(16))
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 

@@ -1,4 +1,4 @@
-"""The route table: one place to see every URL the app answers."""
+"""The route table: one place to see every URL the app answers. Route names match handler names."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp.accounts import password_change, profile
-from webapp.accounts import routes as accounts
+from webapp.account import password, profile, register, twofa
+from webapp.htmx import redirect
 from webapp.settings import Settings
-from webapp.twofactor import login_step, manage
+from webapp.signin import code_step, sign_out
+from webapp.signin import password as password_step
 from webapp.verify.outbox import dev_outbox
+from webapp.web import load_auth
 
 
 async def healthz(request: Request) -> Response:
@@ -20,45 +22,50 @@ async def healthz(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    from webapp.htmx import redirect
-    from webapp.security.sessions import load_auth
-
     return redirect(request, "/profile" if await load_auth(request) else "/login")
+
+
+def _get(path: str, endpoint: object) -> Route:
+    return Route(path, endpoint, methods=["GET"], name=endpoint.__name__)  # type: ignore[arg-type,attr-defined]
+
+
+def _post(path: str, endpoint: object) -> Route:
+    return Route(path, endpoint, methods=["POST"], name=endpoint.__name__)  # type: ignore[arg-type,attr-defined]
 
 
 def build_routes(settings: Settings) -> list[Route | Mount]:
     routes: list[Route | Mount] = [
-        Route("/", home, name="home"),
-        Route("/healthz", healthz, name="healthz"),
-        Route("/register", accounts.register_form, methods=["GET"], name="register_form"),
-        Route("/register", accounts.register_submit, methods=["POST"], name="register_submit"),
-        Route("/login", accounts.login_form, methods=["GET"], name="login_form"),
-        Route("/login", accounts.login_submit, methods=["POST"], name="login_submit"),
-        Route("/logout", accounts.logout_submit, methods=["POST"], name="logout_submit"),
-        Route("/profile", profile.profile_show, methods=["GET"], name="profile_show"),
-        Route("/account/password", password_change.password_form, methods=["GET"], name="password_form"),
-        Route("/account/password", password_change.password_submit, methods=["POST"], name="password_submit"),
-        Route("/sessions/end-all", profile.sessions_end_all, methods=["POST"], name="sessions_end_all"),
-        Route("/login/verify", login_step.verify_form, methods=["GET"], name="verify_form"),
-        Route("/login/verify", login_step.verify_submit, methods=["POST"], name="verify_submit"),
-        Route("/login/resend", login_step.resend_submit, methods=["POST"], name="verify_resend"),
-        Route("/login/call", login_step.call_submit, methods=["POST"], name="verify_call"),
-        Route("/login/recovery", login_step.recovery_form, methods=["GET"], name="recovery_form"),
-        Route("/login/recovery", login_step.recovery_submit, methods=["POST"], name="recovery_submit"),
-        Route("/login/cancel", login_step.cancel_submit, methods=["POST"], name="verify_cancel"),
-        Route("/2fa", manage.current_step, methods=["GET"], name="twofa_step"),
-        Route("/2fa/phone-number", manage.phone_submit, methods=["POST"], name="twofa_phone"),
-        Route("/2fa/verify", manage.verify_submit, methods=["POST"], name="twofa_verify"),
-        Route("/2fa/recovery", manage.recovery_submit, methods=["POST"], name="twofa_recovery"),
-        Route("/2fa/resend", manage.resend_submit, methods=["POST"], name="twofa_resend"),
-        Route("/2fa/call", manage.call_submit, methods=["POST"], name="twofa_call"),
-        Route("/2fa/cancel", manage.cancel_submit, methods=["POST"], name="twofa_cancel"),
-        Route("/2fa/recovery-used", manage.recovery_used, methods=["GET"], name="twofa_recovery_used"),
-        Route("/2fa/{action:str}", manage.stepup_form, methods=["GET"], name="twofa_stepup_form"),
-        Route("/2fa/{action:str}", manage.stepup_submit, methods=["POST"], name="twofa_stepup_submit"),
+        _get("/", home),
+        _get("/healthz", healthz),
+        _get("/register", register.register_form),
+        _post("/register", register.register_submit),
+        _get("/login", password_step.login_form),
+        _post("/login", password_step.login_submit),
+        _get("/login/verify", code_step.verify_form),
+        _post("/login/verify", code_step.verify_submit),
+        _post("/login/resend", code_step.verify_resend),
+        _post("/login/call", code_step.verify_call),
+        _get("/login/recovery", code_step.recovery_form),
+        _post("/login/recovery", code_step.recovery_submit),
+        _post("/login/cancel", code_step.verify_cancel),
+        _post("/logout", sign_out.logout_submit),
+        _get("/profile", profile.profile_show),
+        _post("/sessions/end-all", profile.sessions_end_all),
+        _get("/account/password", password.password_form),
+        _post("/account/password", password.password_submit),
+        _get("/2fa", twofa.twofa_step),
+        _post("/2fa/phone-number", twofa.twofa_phone),
+        _post("/2fa/verify", twofa.twofa_verify),
+        _post("/2fa/recovery", twofa.twofa_recovery),
+        _post("/2fa/resend", twofa.twofa_resend),
+        _post("/2fa/call", twofa.twofa_call),
+        _post("/2fa/cancel", twofa.twofa_cancel),
+        _get("/2fa/recovery-used", twofa.twofa_recovery_used),
+        _get("/2fa/{action:str}", twofa.twofa_stepup_form),
+        _post("/2fa/{action:str}", twofa.twofa_stepup_submit),
         # Compress only static files: HTML pages carry CSRF tokens, and compressing secrets invites BREACH.
         Mount("/static", GZipMiddleware(StaticFiles(directory=settings.static_dir), minimum_size=500), name="static"),
     ]
     if not settings.production:
-        routes.insert(0, Route("/dev/outbox", dev_outbox, methods=["GET"], name="dev_outbox"))
+        routes.insert(0, _get("/dev/outbox", dev_outbox))
     return routes

@@ -115,6 +115,7 @@ class Settings:
     enroll_sends_per_ip_per_hour: int = 5
     sms_global_daily_budget: int = 1000
     recovery_code_count: int = 10
+    recovery_checks_per_ip_per_hour: int = 30
 
     @property
     def production(self) -> bool:
@@ -227,6 +228,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         mfa_sends_per_user_per_day=_int(env, "MFA_SENDS_PER_USER_PER_DAY", 10, minimum=1),
         enroll_sends_per_ip_per_hour=_int(env, "ENROLL_SENDS_PER_IP_PER_HOUR", 5, minimum=1),
         sms_global_daily_budget=_int(env, "SMS_GLOBAL_DAILY_BUDGET", 1000, minimum=1),
+        recovery_checks_per_ip_per_hour=_int(env, "RECOVERY_CHECKS_PER_IP_PER_HOUR", 30, minimum=1),
     )
     if not 1 <= settings.twilio_timeout_s <= 10:
         raise ConfigError("TWILIO_TIMEOUT_SECONDS must be between 1 and 10")

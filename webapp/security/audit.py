@@ -7,11 +7,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import HTTPConnection
+from sqlalchemy.orm import Session
 
 from webapp.models import SecurityEvent
-from webapp.security.clients import browser_label, client_ip, ua_hash
+from webapp.security.clients import Client
 
 log = logging.getLogger("webapp.audit")
 
@@ -59,41 +58,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, ensure_ascii=True, default=str)
 
 
-def _fields(conn: HTTPConnection, event: str, outcome: str, user_id: int | None,
-            subject_hash: str | None, details: dict[str, Any]) -> dict[str, Any]:
-    ua = conn.headers.get("user-agent", "")
-    return {
-        "event": event,
-        "outcome": outcome,
-        "user_id": user_id,
-        "subject_hash": subject_hash,
-        "ip": client_ip(conn),
-        "ua_hash": ua_hash(ua),
-        "browser": browser_label(ua),
-        "request_id": getattr(conn.state, "request_id", ""),
-        **details,
-    }
-
-
-async def audit(
-    conn: HTTPConnection,
-    event: str,
-    outcome: str,
-    *,
-    user_id: int | None = None,
-    subject_hash: str | None = None,
-    session: AsyncSession | None = None,
-    **details: Any,
-) -> None:
-    """Record one event; inside `session` it commits or rolls back with the change it describes."""
-    fields = _fields(conn, event, outcome, user_id, subject_hash, details)
+def record(s: Session, /, client: Client, event: str, outcome: str, *, user_id: int | None = None,
+           subject_hash: str | None = None, **details: Any) -> None:
+    """Add one event to the unit of work `s`: it commits or rolls back with the change it describes."""
+    fields = {"event": event, "outcome": outcome, "user_id": user_id, "subject_hash": subject_hash,
+              "ip": client.ip, "ua_hash": client.ua_hash, "browser": client.browser,
+              "request_id": client.request_id, **details}
     log.info(event, extra={"audit": fields})
-    row = SecurityEvent(
-        event=event, outcome=outcome, user_id=user_id, subject_hash=subject_hash, ip=fields["ip"][:64],
-        browser=fields["browser"][:64], ua_hash=fields["ua_hash"], request_id=fields["request_id"], details=details,
-    )
-    if session is not None:
-        session.add(row)
-        return
-    async with conn.app.state.db.session() as s:
-        s.add(row)
+    s.add(SecurityEvent(
+        event=event, outcome=outcome, user_id=user_id, subject_hash=subject_hash, ip=client.ip[:64],
+        browser=client.browser[:64], ua_hash=client.ua_hash, request_id=client.request_id[:32], details=details,
+    ))

@@ -5,17 +5,22 @@ from __future__ import annotations
 import hmac
 import logging
 
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webapp.errors import CSRF_MESSAGE, error_response
+from webapp.security import audit, throttle
+from webapp.security.clients import Client, client_of
+from webapp.security.cookies import cookie_state
 
 log = logging.getLogger("webapp.security")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+CSRF_AUDIT_WINDOW_S = 600
 
 
 class CsrfRejected(HTTPException):
@@ -53,18 +58,26 @@ class FetchMetadataMiddleware:
             request = Request(scope, receive)
             reason = cross_site_reason(request)
             if reason:
-                from webapp.security.audit import audit  # the audit log needs the app's database
-
-                await audit(request, "malicious_csrf", "failure", reason=reason)
+                await audit_refusal(request, reason)
                 await error_response(request, 403, CSRF_MESSAGE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
 
+def _record_refusal(s: Session, secret: str, client: Client, reason: str) -> None:
+    # One row per address per window: a flood of forged posts must not become a flood of writes and rows.
+    key = throttle.throttle_key(secret, "csrf-audit", client.ip)
+    if throttle.hit(s, key, 1, CSRF_AUDIT_WINDOW_S).allowed:
+        audit.record(s, client, "malicious_csrf", "failure", reason=reason, window_s=CSRF_AUDIT_WINDOW_S)
+
+
+async def audit_refusal(request: Request, reason: str) -> None:
+    deps = request.app.state.deps
+    await deps.db.write(_record_refusal, deps.settings.secret_key, client_of(request), reason)
+
+
 def check_csrf(request: Request, form_token: str | None) -> None:
     """The form field (or htmx's header for formless requests) must equal the cookie's token."""
-    from webapp.security.cookies import cookie_state
-
     expected = cookie_state(request).get("csrf")
     given = form_token or request.headers.get(CSRF_HEADER) or ""
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):

@@ -8,30 +8,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
+from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
-from webapp.models import AuthSession, User
-from webapp.security.clients import browser_label, client_ip
-from webapp.security.cookies import cookie_state
+from webapp.models import AuthSession, MfaChallenge, User
+from webapp.security.clients import Client
 from webapp.settings import Settings
 
 TOUCH_EVERY = timedelta(seconds=60)
 
 
-class LoginRequired(Exception):
-    """Raised by `require_auth`; answered with a redirect to the sign-in page."""
-
-    def __init__(self, expired: bool = False) -> None:
-        super().__init__("login required")
-        self.expired = expired
-
-
-@dataclass
+@dataclass(frozen=True)
 class Auth:
+    """A signed-in request's user and session rows, as read (detached: never written back)."""
+
     user: User
     session: AuthSession
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """What the endpoint puts in the cookie after a sign-in or a re-issue."""
+
+    sid: str
+    remember: bool
 
 
 def hash_token(token: str) -> str:
@@ -56,84 +56,76 @@ def session_alive(settings: Settings, row: AuthSession, user: User, now: datetim
     )
 
 
-async def start_session(request: Request, s: AsyncSession, user: User, *, remember: bool, mfa_passed: bool) -> str:
-    """A fresh random id at each login or step-up (R-S3); the cookie gets it and a new CSRF token (R-C2)."""
-    settings: Settings = request.app.state.settings
+def start(s: Session, user: User, client: Client, *, remember: bool, mfa_passed: bool) -> NewSession:
+    """A fresh random id at each sign-in or step-up (R-S3), bound to the user's epoch as locked by the caller."""
     sid = secrets.token_urlsafe(32)
     now = utcnow()
     s.add(AuthSession(
         id_hash=hash_token(sid), user_id=user.id, epoch=user.session_epoch, mfa_passed=mfa_passed,
-        remember=remember, created_at=now, last_seen_at=now, ip=client_ip(request)[:64],
-        browser=browser_label(request.headers.get("user-agent", "")),
+        remember=remember, created_at=now, last_seen_at=now, ip=client.ip[:64], browser=client.browser[:64],
     ))
-    state = cookie_state(request)
-    state.set("sid", sid)
-    state.set("challenge_id", None)
-    state.rotate_csrf()
-    state.max_age = settings.session_remember_s if remember else settings.session_absolute_s
-    return sid
+    return NewSession(sid, remember)
 
 
-async def load_auth(request: Request) -> Auth | None:
-    """The signed-in user for this request, or None; cached on request.state."""
-    if hasattr(request.state, "auth"):
-        cached: Auth | None = request.state.auth
-        return cached
-    request.state.auth = None
-    sid = cookie_state(request).get("sid")
-    if not sid:
-        return None
-    settings: Settings = request.app.state.settings
+def load(s: Session, settings: Settings, sid: str) -> tuple[Auth | None, bool]:
+    """(auth, expired): the live session named by `sid`, or why not. One query."""
+    found = s.execute(
+        select(AuthSession, User).join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.id_hash == hash_token(sid))
+    ).first()
+    if found is None:
+        return None, False
+    row, user = found
+    if not session_alive(settings, row, user, utcnow()):
+        return None, True
+    return Auth(user=user, session=row), False
+
+
+def needs_touch(auth: Auth) -> bool:
+    return utcnow() - auth.session.last_seen_at >= TOUCH_EVERY
+
+
+def touch(s: Session, id_hash: str) -> None:
+    """Last seen, at most once a minute: a conditional write, so reads stay reads."""
     now = utcnow()
-    async with request.app.state.db.session() as s:
-        found = (await s.execute(
-            select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.id_hash == hash_token(sid))
-        )).first()
-        if found is None:
-            return None
-        row, user = found
-        if not session_alive(settings, row, user, now):
-            request.state.session_expired = True
-            return None
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at = now
-    auth = Auth(user=user, session=row)
-    request.state.auth = auth
-    return auth
+    s.execute(update(AuthSession).where(AuthSession.id_hash == id_hash, AuthSession.last_seen_at <= now - TOUCH_EVERY)
+              .values(last_seen_at=now))
 
 
-async def require_auth(request: Request) -> Auth:
-    auth = await load_auth(request)
-    if auth is None:
-        raise LoginRequired(expired=bool(getattr(request.state, "session_expired", False)))
-    return auth
+def revoke(s: Session, id_hash: str) -> None:
+    s.execute(update(AuthSession).where(AuthSession.id_hash == id_hash, AuthSession.revoked_at.is_(None))
+              .values(revoked_at=utcnow()))
 
 
-async def revoke_session(s: AsyncSession, id_hash: str) -> None:
-    await s.execute(
-        update(AuthSession).where(AuthSession.id_hash == id_hash, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
+def lock_user(s: Session, user_id: int) -> User | None:
+    """The user's row, locked until the unit of work ends (SQLite's write lock already covers it)."""
+    query = select(User).where(User.id == user_id)
+    if s.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return s.execute(query).scalar_one_or_none()
 
 
-async def end_other_sessions(request: Request, s: AsyncSession, user: User, current: AuthSession,
-                             *, mfa_passed: bool | None = None) -> None:
-    """Bump the epoch (every row goes stale, R-S2) and re-issue the acting session (R-S8)."""
-    user.session_epoch += 1
-    await s.execute(
-        update(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    passed = current.mfa_passed if mfa_passed is None else mfa_passed
-    await start_session(request, s, user, remember=current.remember, mfa_passed=passed)
+def end_all(s: Session, user: User) -> None:
+    """Every session and open challenge of `user` dies (R-S2): bump the epoch, revoke rows, close challenges.
+
+    `user` must be locked by the caller; its epoch is updated in place for sessions started afterwards.
+    """
+    now = utcnow()
+    user.session_epoch = s.execute(
+        update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1)
+        .returning(User.session_epoch)
+    ).scalar_one()
+    s.execute(update(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+              .values(revoked_at=now))
+    s.execute(update(MfaChallenge).where(MfaChallenge.user_id == user.id, MfaChallenge.consumed_at.is_(None),
+                                         MfaChallenge.invalidated_at.is_(None)).values(invalidated_at=now))
 
 
-async def active_sessions(s: AsyncSession, settings: Settings, user: User) -> list[AuthSession]:
-    rows = (await s.execute(
+def active_sessions(s: Session, settings: Settings, user: User) -> list[AuthSession]:
+    rows = s.execute(
         select(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),
                                   AuthSession.epoch == user.session_epoch)
         .order_by(AuthSession.last_seen_at.desc())
-    )).scalars().all()
+    ).scalars().all()
     now = utcnow()
     return [r for r in rows if session_alive(settings, r, user, now)]

@@ -1,4 +1,8 @@
-"""Counters in the database, so limits hold across processes and restarts (R-L1…R-L3, R-O9)."""
+"""Counters in the database, so limits hold across processes and restarts (R-L1…R-L3, R-O9).
+
+Every change is one conditional statement (`UPDATE … WHERE count < limit RETURNING count`), so two requests
+can never both read the same count and both pass: the database decides, on SQLite and PostgreSQL alike.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
 from webapp.models import Throttle
@@ -21,76 +25,83 @@ from webapp.models import Throttle
 class Verdict:
     allowed: bool
     retry_after: int = 0
+    count: int = 0
 
 
 def throttle_key(secret: str, kind: str, value: str) -> str:
-    """Keyed hash, so usernames, numbers and IPs never sit in the table in clear."""
+    """Keyed hash, so usernames, numbers and IPs never sit in the table in clear (R-PR3)."""
     digest = hmac.new(secret.encode(), f"{kind}\0{value}".encode("utf-8", "replace"), hashlib.sha256).hexdigest()
     return f"{kind}:{digest[:48]}"
 
 
-async def _row(s: AsyncSession, key: str) -> Throttle:
-    """Lock the row (creating it if needed) so concurrent requests count one after another."""
-    bind = s.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    await s.execute(insert(Throttle).values(key=key, count=0, window_started_at=utcnow()).on_conflict_do_nothing())
-    row = (await s.execute(select(Throttle).where(Throttle.key == key).with_for_update())).scalar_one()
-    await s.refresh(row)
-    return row
+def ensure(s: Session, key: str, now: datetime) -> None:
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    s.execute(insert(Throttle).values(key=key, count=0, window_started_at=now).on_conflict_do_nothing())
 
 
-def _seconds_until(when: datetime) -> int:
-    return max(1, math.ceil((when - utcnow()).total_seconds()))
+def seconds_until(when: datetime, now: datetime) -> int:
+    return max(1, math.ceil((when - now).total_seconds()))
 
 
-async def hit(s: AsyncSession, key: str, limit: int, window_s: int) -> Verdict:
-    """Count one event in a fixed window; refuse once more than `limit` fall in it."""
-    row = await _row(s, key)
+def hit(s: Session, key: str, limit: int, window_s: int) -> Verdict:
+    """Count one event in a fixed window; refuse once `limit` fall in it."""
     now = utcnow()
-    if now - row.window_started_at >= timedelta(seconds=window_s):
-        row.window_started_at, row.count = now, 0
-    if row.count >= limit:
-        return Verdict(False, _seconds_until(row.window_started_at + timedelta(seconds=window_s)))
-    row.count += 1
-    return Verdict(True)
+    window = timedelta(seconds=window_s)
+    ensure(s, key, now)
+    s.execute(update(Throttle).where(Throttle.key == key, Throttle.window_started_at <= now - window)
+              .values(count=0, window_started_at=now))
+    counted = s.execute(update(Throttle).where(Throttle.key == key, Throttle.count < limit)
+                        .values(count=Throttle.count + 1).returning(Throttle.count)).scalar_one_or_none()
+    if counted is not None:
+        return Verdict(True, count=counted)
+    started = s.execute(select(Throttle.window_started_at).where(Throttle.key == key)).scalar_one()
+    return Verdict(False, seconds_until(started + window, now), limit)
 
 
-async def would_allow(s: AsyncSession, key: str, limit: int, window_s: int) -> Verdict:
-    """Like `hit` without counting: for budgets that are only spent when the action succeeds."""
-    row = (await s.execute(select(Throttle).where(Throttle.key == key))).scalar_one_or_none()
-    if row is None or utcnow() - row.window_started_at >= timedelta(seconds=window_s) or row.count < limit:
-        return Verdict(True)
-    return Verdict(False, _seconds_until(row.window_started_at + timedelta(seconds=window_s)))
+def locked_for(s: Session, key: str) -> int:
+    """Seconds left on a lockout, 0 when free (read only)."""
+    until = s.execute(select(Throttle.locked_until).where(Throttle.key == key)).scalar_one_or_none()
+    now = utcnow()
+    return seconds_until(until, now) if until is not None and until > now else 0
 
 
-async def locked_for(s: AsyncSession, key: str) -> int:
-    """Seconds left on a lockout, 0 when free; an expired lock starts a fresh count."""
-    row = (await s.execute(select(Throttle).where(Throttle.key == key))).scalar_one_or_none()
-    until = row.locked_until if row else None
-    if row is None or until is None:
-        return 0
-    if until <= utcnow():
-        row.locked_until, row.count = None, 0
-        return 0
-    return _seconds_until(until)
+def reserve_attempt(s: Session, key: str, max_failures: int, lock_s: int) -> Verdict:
+    """Take one attempt before checking a secret: refused while locked or when `max_failures` are in flight.
+
+    Counting first (and clearing on success) means concurrent guesses can't all slip in under the limit.
+    """
+    now = utcnow()
+    ensure(s, key, now)
+    # A lock that has run out starts a fresh count.
+    s.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until <= now)
+              .values(count=0, locked_until=None))
+    counted = s.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until.is_(None),
+                                               Throttle.count < max_failures)
+                        .values(count=Throttle.count + 1).returning(Throttle.count)).scalar_one_or_none()
+    if counted is not None:
+        return Verdict(True, count=counted)
+    until = s.execute(select(Throttle.locked_until).where(Throttle.key == key)).scalar_one()
+    return Verdict(False, seconds_until(until, now) if until else lock_s, max_failures)
 
 
-async def record_failure(s: AsyncSession, key: str, max_failures: int, lock_s: int) -> bool:
-    """Count a consecutive failure; True when this one triggers the lock."""
-    row = await _row(s, key)
-    row.count += 1
-    if row.count >= max_failures:
-        row.locked_until = utcnow() + timedelta(seconds=lock_s)
-        return True
-    return False
+def settle_failure(s: Session, key: str, max_failures: int, lock_s: int) -> bool:
+    """After a reserved attempt failed: lock once the count reached the limit; True if this call locked it."""
+    now = utcnow()
+    result = s.execute(update(Throttle).where(Throttle.key == key, Throttle.count >= max_failures,
+                                              Throttle.locked_until.is_(None))
+                       .values(locked_until=now + timedelta(seconds=lock_s)))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def failures(s: AsyncSession, key: str) -> int:
-    row = (await s.execute(select(Throttle).where(Throttle.key == key))).scalar_one_or_none()
-    return row.count if row else 0
+def record_failure(s: Session, key: str, max_failures: int, lock_s: int) -> bool:
+    """Count a failure that was not reserved beforehand; True when it triggers the lock."""
+    now = utcnow()
+    ensure(s, key, now)
+    s.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until <= now)
+              .values(count=0, locked_until=None))
+    s.execute(update(Throttle).where(Throttle.key == key).values(count=Throttle.count + 1))
+    return settle_failure(s, key, max_failures, lock_s)
 
 
-async def reset(s: AsyncSession, key: str) -> None:
-    row = (await s.execute(select(Throttle).where(Throttle.key == key))).scalar_one_or_none()
-    if row is not None:
-        row.count, row.locked_until = 0, None
+def reset(s: Session, key: str) -> None:
+    s.execute(update(Throttle).where(Throttle.key == key).values(count=0, locked_until=None))

@@ -1,1 +1,1 @@
-"""Optional SMS two-factor authentication over Twilio Verify: enrollment, the login code step, step-up."""
+"""The two-step domain: challenges, sending and checking codes, recovery codes, phones. No HTTP here."""

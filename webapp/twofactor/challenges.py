@@ -1,4 +1,8 @@
-"""Challenge rows: one per second step or step-up, holding every counter that must not be replayed (R-O4…R-O9)."""
+"""Challenge rows: one per second step or step-up, holding every counter that must not be replayed (R-O4…R-O9).
+
+A challenge is live while it is neither consumed nor invalidated nor expired, and while the user's session
+epoch still equals the one it was opened under: every credential change bumps the epoch, which kills it.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.db import utcnow
 from webapp.models import MfaChallenge, User
-from webapp.security.cookies import cookie_state
 from webapp.settings import Settings
 
 LOGIN = "login"
@@ -24,6 +27,8 @@ CHANGE_OLD = "change_phone_old"
 CHANGE_NEW = "change_phone_new"
 REGEN = "recovery_regen"
 STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN})
+NEW_NUMBER = frozenset({ENROLL, CHANGE_NEW})
+RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD})
 CODE_RE = re.compile(r"^\d{6}$")
 
 
@@ -37,8 +42,16 @@ def clean_code(raw: str) -> str | None:
     return code if CODE_RE.fullmatch(code) else None
 
 
-@dataclass
-class Loaded:
+@dataclass(frozen=True)
+class Opened:
+    """A new challenge: the token goes in the cookie, the row's key is its hash."""
+
+    token: str
+    id_hash: str
+
+
+@dataclass(frozen=True)
+class Found:
     challenge: MfaChallenge
     user: User
 
@@ -47,73 +60,95 @@ class Loaded:
         return self.challenge.expires_at <= utcnow()
 
 
-def usable(ch: MfaChallenge, now: datetime) -> bool:
-    return ch.consumed_at is None and ch.invalidated_at is None and ch.expires_at > now
+def open_conditions(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (MfaChallenge.consumed_at.is_(None), MfaChallenge.invalidated_at.is_(None), MfaChallenge.expires_at > now,
+            MfaChallenge.user_epoch == select(User.session_epoch).where(User.id == MfaChallenge.user_id)
+            .scalar_subquery())
 
 
-async def create(
-    request: Request, s: AsyncSession, user: User, purpose: str, phone: str, *,
-    auth_session_hash: str | None = None, next_path: str = "/profile", remember: bool = False,
-) -> MfaChallenge:
-    """A new challenge replaces the browser's older one (R-O16); the cookie gets only its random id (R-S3)."""
-    settings: Settings = request.app.state.settings
+def open_challenge(s: Session, settings: Settings, user: User, purpose: str, phone: str, *,
+                   session_hash: str | None = None, next_path: str = "/profile", remember: bool = False) -> Opened:
+    """A new challenge bound to the user's current epoch (and, for step-ups, to the acting session)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     ch = MfaChallenge(
-        id_hash=hash_id(token), user_id=user.id, purpose=purpose, auth_session_hash=auth_session_hash,
-        phone_e164=phone, created_at=now, expires_at=now + timedelta(seconds=settings.mfa_challenge_ttl_s),
-        next_path=next_path, remember=remember, sends=0, failed_checks=0, channel="sms", landline=False,
+        id_hash=hash_id(token), user_id=user.id, purpose=purpose, auth_session_hash=session_hash,
+        user_epoch=user.session_epoch, phone_e164=phone, created_at=now,
+        expires_at=now + timedelta(seconds=settings.mfa_challenge_ttl_s), next_path=next_path, remember=remember,
+        sends=0, failed_checks=0, channel="sms", landline=False,
     )
     s.add(ch)
-    state = cookie_state(request)
-    state.set("challenge_id", token)
-    state.rotate_csrf()
-    return ch
+    s.flush()
+    return Opened(token, ch.id_hash)
 
 
-async def load(request: Request, s: AsyncSession, purposes: frozenset[str], *, session_hash: str | None = None,
-               include_expired: bool = False) -> Loaded | None:
-    """The browser's challenge if it is live, of an expected purpose, and (for step-ups) bound to this session."""
-    token = cookie_state(request).get("challenge_id")
+def find(s: Session, token: str | None, purposes: frozenset[str], *, session_hash: str | None = None,
+         include_expired: bool = False) -> Found | None:
+    """The browser's challenge if it is open, of an expected purpose, and (for step-ups) bound to this session."""
     if not token:
         return None
-    found = (await s.execute(
+    found = s.execute(
         select(MfaChallenge, User).join(User, User.id == MfaChallenge.user_id)
         .where(MfaChallenge.id_hash == hash_id(token))
-    )).first()
+    ).first()
     if found is None:
         return None
     ch, user = found
     if ch.purpose not in purposes or ch.consumed_at is not None or ch.invalidated_at is not None:
         return None
+    if ch.user_epoch != user.session_epoch:
+        return None
     if ch.purpose in STEP_UP and (session_hash is None or ch.auth_session_hash != session_hash):
         return None
     if ch.expires_at <= utcnow() and not include_expired:
         return None
-    return Loaded(ch, user)
+    return Found(ch, user)
 
 
-async def invalidate(s: AsyncSession, ch: MfaChallenge) -> None:
-    await s.execute(
-        update(MfaChallenge).where(MfaChallenge.id_hash == ch.id_hash, MfaChallenge.invalidated_at.is_(None))
-        .values(invalidated_at=utcnow())
-    )
+def close(s: Session, id_hash: str) -> tuple[bool, str | None]:
+    """Close an open challenge: (whether this call closed it, its Verify sid to cancel)."""
+    row = s.execute(
+        update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.consumed_at.is_(None),
+                                   MfaChallenge.invalidated_at.is_(None))
+        .values(invalidated_at=utcnow()).returning(MfaChallenge.verification_sid)
+    ).first()
+    return (True, row[0]) if row is not None else (False, None)
 
 
-async def consume(s: AsyncSession, ch: MfaChallenge) -> bool:
-    """Exactly once, even for two concurrent right answers (R-O4)."""
-    result = await s.execute(
-        update(MfaChallenge)
-        .where(MfaChallenge.id_hash == ch.id_hash, MfaChallenge.consumed_at.is_(None),
-               MfaChallenge.invalidated_at.is_(None))
-        .values(consumed_at=utcnow())
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
+def invalidate(s: Session, id_hash: str) -> str | None:
+    """Close an open challenge; returns its Verify sid (to cancel) when this call closed it."""
+    return close(s, id_hash)[1]
 
 
-async def pending_for_session(s: AsyncSession, session_hash: str) -> list[MfaChallenge]:
-    rows = (await s.execute(
-        select(MfaChallenge).where(MfaChallenge.auth_session_hash == session_hash,
-                                   MfaChallenge.consumed_at.is_(None), MfaChallenge.invalidated_at.is_(None))
-    )).scalars().all()
-    return list(rows)
+def discard_token(s: Session, token: str | None) -> list[str]:
+    """Close the browser's challenge, whatever its purpose (R-O8, R-O16): Verify sids to cancel."""
+    if not token:
+        return []
+    sid = invalidate(s, hash_id(token))
+    return [sid] if sid else []
+
+
+def consume(s: Session, id_hash: str) -> bool:
+    """Exactly once, even for two concurrent right answers, and only while open under the current epoch (R-O4)."""
+    result = s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, *open_conditions(utcnow()))
+                       .values(consumed_at=utcnow()))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def reserve_check(s: Session, id_hash: str, max_checks: int) -> int | None:
+    """Count one check before it is made; None when the challenge is closed or out of attempts."""
+    return s.execute(
+        update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.failed_checks < max_checks,
+                                   *open_conditions(utcnow()))
+        .values(failed_checks=MfaChallenge.failed_checks + 1).returning(MfaChallenge.failed_checks)
+    ).scalar_one_or_none()
+
+
+def refund_check(s: Session, id_hash: str) -> None:
+    """The service could not check the code: the attempt does not count."""
+    s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.failed_checks > 0)
+              .values(failed_checks=MfaChallenge.failed_checks - 1))
+
+
+def reload(s: Session, id_hash: str) -> MfaChallenge:
+    return s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == id_hash)).scalar_one()

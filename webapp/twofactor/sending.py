@@ -1,4 +1,8 @@
-"""Sending codes within every limit (R-O9, R-O11) and turning each Verify answer into a human message."""
+"""Sending codes within every limit (R-O9, R-O11) and turning each Verify answer into a human message.
+
+The send is reserved by one conditional UPDATE (cooldown passed, sends left, challenge open), so concurrent
+resends admit exactly one; Verify is called outside any transaction; a failed send gives the reservation back.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from starlette.requests import Request
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
+from webapp.deps import Deps
 from webapp.models import MfaChallenge
-from webapp.security import throttle
-from webapp.security.audit import audit
-from webapp.security.clients import client_ip
+from webapp.security import audit, throttle
+from webapp.security.clients import Client
 from webapp.settings import Settings
-from webapp.twofactor.challenges import CHANGE_NEW, ENROLL
+from webapp.twofactor.challenges import NEW_NUMBER, open_conditions, reload
 from webapp.verify import (
     CountryBlocked,
     InvalidNumber,
@@ -68,80 +72,107 @@ def user_rate_key(settings: Settings, user_id: int) -> str:
     return hashlib.sha256(f"{settings.secret_key}:{user_id}".encode()).hexdigest()
 
 
-async def send_code(request: Request, ch_id: str, channel: str) -> MfaChallenge:
-    """Reserve the send under row locks, call Verify outside any transaction, then record what happened."""
-    settings: Settings = request.app.state.settings
-    db = request.app.state.db
-    try:
-        phone, purpose, user_id, previous_sent_at = await _reserve(request, ch_id, settings)
-    except _LimitHit as hit:
-        # Audited after the reservation rolled back: a second write while it held SQLite's write lock waited
-        # for it until the busy timeout (a 500), and an event written inside it would be rolled back too.
-        await audit(request, "excess_rate_limit_exceeded", "failure", user_id=hit.user_id, limit=hit.limit)
-        raise hit.refused from None
-    try:
-        verification = await request.app.state.verify.start(
-            phone, "call" if channel == "call" else "sms", locale=_locale(request),
-            rate_limit_key=user_rate_key(settings, user_id),
-        )
-    except VerifyError as exc:
-        refused = message_for_send_error(exc)
-        async with db.session() as s:
-            ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id))).scalar_one()
-            ch.last_sent_at = previous_sent_at  # a failed send must not start the cooldown
-            if refused.offer_call:
-                ch.landline = True
-            await audit(request, "mfa_code_send_failed", "failure", user_id=user_id, channel=channel,
-                        provider_code=exc.code, purpose=purpose, session=s)
-        if isinstance(exc, ServiceUnavailable):
-            log.error("verify unavailable", extra={"audit": {"event": "provider_error", "provider": "twilio",
-                                                              "code": exc.code}})
-        raise refused from None
-    async with db.session() as s:
-        sent: MfaChallenge = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id))).scalar_one()
-        sent.verification_sid, sent.channel, sent.sends = verification.sid, channel, sent.sends + 1
-        await audit(request, "mfa_code_sent", "success", user_id=user_id, channel=channel, purpose=purpose, session=s)
-    return sent
+@dataclass(frozen=True)
+class Reservation:
+    phone: str
+    purpose: str
+    user_id: int
+    previous_sent_at: datetime | None
+    reserved_at: datetime
 
 
-class _LimitHit(Exception):
+class _BudgetSpent(Exception):
     def __init__(self, limit: str, user_id: int, refused: Refused) -> None:
         super().__init__(limit)
         self.limit, self.user_id, self.refused = limit, user_id, refused
 
 
-async def _reserve(request: Request, ch_id: str, settings: Settings) -> tuple[str, str, int, datetime | None]:
-    """Cooldown, per-challenge and budget checks under row locks; starts the cooldown. Raises Refused/_LimitHit."""
-    async with request.app.state.db.session() as s:
-        ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id).with_for_update())).scalar_one()
-        now = utcnow()
-        if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
-            wait = settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds())
-            raise Refused(f"Please wait {wait} seconds before asking for another code.", 429, max(wait, 1))
-        if ch.sends >= settings.mfa_max_sends:
-            raise Refused("You've asked for the most codes allowed for this attempt. "
-                          "Start over in 10 minutes or use a recovery code.", 429, 600)
-        checks = [
-            (throttle.throttle_key(settings.secret_key, "sends-user", str(ch.user_id)),
-             settings.mfa_sends_per_user_per_day, 86400, "You've reached today's limit of codes. Try again tomorrow."),
-            (throttle.throttle_key(settings.secret_key, "sends-global", "all"), settings.sms_global_daily_budget,
-             86400, "We can't send more codes today. Please try again later or use a recovery code."),
-        ]
-        if ch.purpose in (ENROLL, CHANGE_NEW):
-            checks.append((throttle.throttle_key(settings.secret_key, "enroll-ip", client_ip(request)),
-                           settings.enroll_sends_per_ip_per_hour, 3600,
-                           "Too many numbers were set up from this network. Try again in an hour."))
-        for key, limit, window, message in checks:
-            verdict = await throttle.hit(s, key, limit, window)
-            if not verdict.allowed:
-                raise _LimitHit(key.split(":")[0], ch.user_id, Refused(message, 429, verdict.retry_after))
-        previous_sent_at, ch.last_sent_at = ch.last_sent_at, now
-        return ch.phone_e164, ch.purpose, ch.user_id, previous_sent_at
+async def send_code(deps: Deps, client: Client, ch_id: str, channel: str) -> MfaChallenge:
+    """Reserve, call Verify, record. Raises Refused with a message for the user."""
+    try:
+        held = await deps.db.write(_reserve, deps.settings, client, ch_id)
+    except _BudgetSpent as spent:
+        # Audited after the reservation rolled back, in its own unit of work.
+        await deps.db.write(_audit_spent, client, spent)
+        raise spent.refused from None
+    try:
+        verification = await deps.verify.start(held.phone, "call" if channel == "call" else "sms",
+                                               locale=client.locale,
+                                               rate_limit_key=user_rate_key(deps.settings, held.user_id))
+    except VerifyError as exc:
+        refused = message_for_send_error(exc)
+        await deps.db.write(_give_back, client, ch_id, held, channel, exc, refused.offer_call)
+        if isinstance(exc, ServiceUnavailable):
+            log.error("verify unavailable", extra={"audit": {"event": "provider_error", "provider": "twilio",
+                                                              "code": exc.code}})
+        raise refused from None
+    return await deps.db.write(_record_sent, client, ch_id, held, channel, verification.sid)
 
 
-def _locale(request: Request) -> str | None:
-    lang = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
-    return lang[:2].lower() or None if lang and lang[:2].isalpha() else None
+def _audit_spent(s: Session, client: Client, spent: _BudgetSpent) -> None:
+    audit.record(s, client, "excess_rate_limit_exceeded", "failure", user_id=spent.user_id, limit=spent.limit)
+
+
+def _why_not(s: Session, settings: Settings, ch_id: str, now: datetime) -> Refused:
+    ch = reload(s, ch_id)
+    if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
+        wait = max(1, settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds()))
+        return Refused(f"Please wait {wait} seconds before asking for another code.", 429, wait)
+    if ch.sends >= settings.mfa_max_sends:
+        return Refused("You've asked for the most codes allowed for this attempt. "
+                       "Start over in 10 minutes or use a recovery code.", 429, 600)
+    return Refused("This step has ended. Please start again.", 409)
+
+
+def _reserve(s: Session, settings: Settings, client: Client, ch_id: str) -> Reservation:
+    now = utcnow()
+    before = s.execute(select(MfaChallenge.last_sent_at).where(MfaChallenge.id_hash == ch_id)).scalar_one()
+    cooldown_over = now - timedelta(seconds=settings.mfa_resend_cooldown_s)
+    taken = s.execute(
+        update(MfaChallenge).where(
+            MfaChallenge.id_hash == ch_id, MfaChallenge.phone_e164 != "", MfaChallenge.sends < settings.mfa_max_sends,
+            (MfaChallenge.last_sent_at.is_(None)) | (MfaChallenge.last_sent_at <= cooldown_over),
+            *open_conditions(now))
+        .values(last_sent_at=now, sends=MfaChallenge.sends + 1)
+        .returning(MfaChallenge.phone_e164, MfaChallenge.purpose, MfaChallenge.user_id)
+    ).first()
+    if taken is None:
+        raise _why_not(s, settings, ch_id, now)
+    phone, purpose, user_id = taken
+    budgets = [
+        ("sends-user", str(user_id), settings.mfa_sends_per_user_per_day, 86400,
+         "You've reached today's limit of codes. Try again tomorrow."),
+        ("sends-global", "all", settings.sms_global_daily_budget, 86400,
+         "We can't send more codes today. Please try again later or use a recovery code."),
+    ]
+    if purpose in NEW_NUMBER:
+        budgets.append(("enroll-ip", client.ip, settings.enroll_sends_per_ip_per_hour, 3600,
+                        "Too many numbers were set up from this network. Try again in an hour."))
+    for kind, value, limit, window, message in budgets:
+        verdict = throttle.hit(s, throttle.throttle_key(settings.secret_key, kind, value), limit, window)
+        if not verdict.allowed:
+            raise _BudgetSpent(kind, user_id, Refused(message, 429, verdict.retry_after))
+    return Reservation(phone, purpose, user_id, before, now)
+
+
+def _give_back(s: Session, client: Client, ch_id: str, held: Reservation, channel: str, exc: VerifyError,
+               landline: bool) -> None:
+    """A failed send must not start the cooldown nor use up a send."""
+    values: dict[str, object] = {"last_sent_at": held.previous_sent_at, "sends": MfaChallenge.sends - 1}
+    if landline:
+        values["landline"] = True
+    s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == ch_id, MfaChallenge.last_sent_at == held.reserved_at)
+              .values(**values))
+    audit.record(s, client, "mfa_code_send_failed", "failure", user_id=held.user_id, channel=channel,
+                 provider_code=exc.code, purpose=held.purpose)
+
+
+def _record_sent(s: Session, client: Client, ch_id: str, held: Reservation, channel: str,
+                 verification_sid: str) -> MfaChallenge:
+    s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == ch_id)
+              .values(verification_sid=verification_sid, channel=channel))
+    audit.record(s, client, "mfa_code_sent", "success", user_id=held.user_id, channel=channel, purpose=held.purpose)
+    return reload(s, ch_id)
 
 
 def cooldown_left(settings: Settings, ch: MfaChallenge) -> int:

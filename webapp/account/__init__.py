@@ -1,0 +1,1 @@
+"""Account endpoints: registration, the profile, password change and two-step settings."""

@@ -1,1 +1,0 @@
-"""Accounts: registration, sign-in, sign-out and the profile page."""

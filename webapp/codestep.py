@@ -1,0 +1,93 @@
+"""Endpoint glue shared by the sign-in and profile code steps: one way to render, resend and close a step."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from webapp.htmx import render
+from webapp.models import MfaChallenge
+from webapp.security.cookies import cookie_state
+from webapp.settings import Settings
+from webapp.twofactor import challenges
+from webapp.twofactor.challenges import CHANGE_NEW, CHANGE_OLD, DISABLE, ENROLL, LOGIN, RECOVERY_ALLOWED
+from webapp.twofactor.phones import mask
+from webapp.twofactor.sending import Refused, cooldown_left, send_code
+from webapp.verify import VerifyError
+from webapp.web import client, deps_of
+
+HEADINGS = {
+    LOGIN: "Enter your code",
+    ENROLL: "Confirm your phone",
+    DISABLE: "Confirm it's you",
+    CHANGE_OLD: "Confirm it's you",
+    CHANGE_NEW: "Confirm your new phone",
+}
+
+
+def code_step(settings: Settings, ch: MfaChallenge, *, error: str = "") -> dict[str, Any]:
+    cooldown = cooldown_left(settings, ch)
+    login = ch.purpose == LOGIN
+    return {
+        "section_id": "auth-step" if login else "twofa",
+        "base": "/login" if login else "/2fa",
+        "heading": HEADINGS.get(ch.purpose, "Enter your code"),
+        "purpose": ch.purpose,
+        "masked": mask(ch.phone_e164),
+        # The full number only where it catches a typo: confirming a new number (R-PR1).
+        "full_number": ch.phone_e164 if ch.purpose in (ENROLL, CHANGE_NEW) else "",
+        "channel": ch.channel,
+        "sent": bool(ch.verification_sid),
+        "cooldown": cooldown,
+        "offer_call": ch.sends < settings.mfa_max_sends and (ch.landline or (ch.sends > 0 and cooldown == 0)),
+        "allow_recovery": ch.purpose in RECOVERY_ALLOWED,
+        "error": error,
+    }
+
+
+def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
+                     flash: str = "", retry_after: int = 0) -> Response:
+    page = "twofactor/login_verify.html" if ch.purpose == LOGIN else "twofactor/manage.html"
+    headers = {"Retry-After": str(retry_after)} if retry_after else {}
+    if ch.purpose == LOGIN:
+        headers["HX-Push-Url"] = "/login/verify"
+    context = {"step": code_step(deps_of(request).settings, ch, error=error), "flash": flash, "view": "code"}
+    return render(request, page, "twofactor/_code_step.html", context, status, headers)
+
+
+def sent_message(ch: MfaChallenge, channel: str, *, again: bool = False) -> str:
+    if channel == "call":
+        return f"We're calling the number ending {ch.phone_e164[-2:]}."
+    return f"We sent {'a new code' if again else 'a code'} to the number ending {ch.phone_e164[-2:]}."
+
+
+async def send_and_render(request: Request, ch_id: str, channel: str = "sms", *, again: bool = False) -> Response:
+    """Send a code, then show the step: with what happened, or why nothing was sent (R-X2)."""
+    deps = deps_of(request)
+    try:
+        ch = await send_code(deps, client(request), ch_id, channel)
+    except Refused as refused:
+        ch = await deps.db.read(challenges.reload, ch_id)
+        return render_code_step(request, ch, error=refused.message, status=refused.status,
+                                retry_after=refused.retry_after)
+    return render_code_step(request, ch, flash=sent_message(ch, channel, again=again))
+
+
+async def discard(request: Request) -> None:
+    """Close the browser's pending step, whatever it is, and cancel its verification (R-O8, R-O16)."""
+    state = cookie_state(request)
+    token = state.get("challenge_id")
+    state.set("challenge_id", None)
+    if token:
+        stale = await deps_of(request).db.write(challenges.discard_token, token)
+        await cancel_verifications(request, stale)
+
+
+async def cancel_verifications(request: Request, sids: list[str] | tuple[str, ...]) -> None:
+    for sid in sids:
+        # Best effort: an uncancelled verification expires by itself in 10 minutes.
+        with contextlib.suppress(VerifyError):
+            await deps_of(request).verify.cancel(sid)

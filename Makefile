@@ -29,7 +29,7 @@ migrate: install
 	$(BIN)/python -m webapp.migrate
 
 run: install static migrate
-	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) --proxy-headers --no-server-header
+	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) --no-proxy-headers --no-server-header
 
 test: install static lint test-sqlite test-postgres
 

@@ -28,8 +28,11 @@ static:
 migrate: install
 	$(BIN)/python -m webapp.migrate
 
+# uvloop and httptools (uvicorn[standard]) named outright, so a missing one fails here rather than falling back.
+# --no-proxy-headers: uvicorn would trust 127.0.0.1's X-Forwarded-For; the app trusts only FORWARDED_ALLOW_IPS.
 run: install static migrate
-	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) --proxy-headers --no-server-header
+	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) \
+		--loop uvloop --http httptools --no-proxy-headers --no-server-header
 
 test: install static lint test-sqlite test-postgres
 

@@ -197,7 +197,7 @@ def _meta(args: argparse.Namespace, plan: Plan, how: str, pinned: bool, cpus: li
         model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                       if ln.startswith("model name")), "")
     database = "PostgreSQL" if args.postgres else "SQLite"
-    run = (f"{database}; one uvicorn worker, APP_ENV=production; "
+    run = (f"{database}; one uvicorn worker (uvloop, httptools), APP_ENV=production; "
            + (f"server on CPU {cpus[1]}, generator on CPU {cpus[0]} (4–6: server on all {len(cpus)})"
               if pinned else "unpinned"))
     return {

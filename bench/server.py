@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["app", "ceiling"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    # The same options as `make run`: one worker, proxy headers on, no Server header, uvicorn's default logging.
+    # The same options as `make run`, for the app and the ceiling alike: one worker, uvloop and httptools,
+    # uvicorn's proxy headers off (the app decides which proxies it trusts), no Server header, default logging.
     config = uvicorn.Config(StallProbe(build(args.kind)), host="127.0.0.1", port=args.port, workers=1,
-                            proxy_headers=True, server_header=False,
+                            loop="uvloop", http="httptools", proxy_headers=False, server_header=False,
                             lifespan="auto" if args.kind == "ceiling" else "on")
     uvicorn.Server(config).run()
 

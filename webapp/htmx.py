@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 VARY = "HX-Request, HX-Request-Type"
+# RFC 3986 reserved characters and "%" stay as they are; the same set RedirectResponse uses, so it changes nothing more.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%"
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def is_htmx(request: Request) -> bool:
@@ -47,12 +52,20 @@ def render(
     return response
 
 
+def ascii_url(url: str) -> str:
+    """Percent-encode everything a header cannot carry (non-ASCII as UTF-8); existing %XX escapes are kept as-is."""
+    # A "%" that starts no escape is a literal percent sign, so it becomes "%25"; "%E2%82%AC" stays one "€".
+    return quote(_LONE_PERCENT.sub("%25", url), safe=_URL_SAFE, errors="surrogatepass")
+
+
 def redirect(request: Request, target: str, *, notice: str | None = None) -> Response:
     """Leave the current page: 303 without htmx; HX-Redirect for every htmx request, history restores included."""
     # Targets are app paths or already passed through safe_next (R-R1, R-R3); anything else is refused here too.
     url = target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/profile"
     if notice:
         url += ("&" if "?" in url else "?") + "notice=" + notice
+    # Targets arrive decoded (`next=/%E2%82%AC` is "/€"); headers are Latin-1 at best, so a raw "€" would be a 500.
+    url = ascii_url(url)
     h = request.headers
     # htmx 4.0.1's history restore sends HX-History-Restore-Request without HX-Request (seen in Chromium).
     if h.get("hx-request") == "true" or h.get("hx-history-restore-request") == "true":

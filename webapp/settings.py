@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -66,6 +67,25 @@ def _regions(raw: str) -> frozenset[str]:
     return frozenset(part.strip().upper() for part in raw.split(",") if part.strip())
 
 
+def parse_forwarded_allow_ips(raw: str) -> tuple[str, ...]:
+    """Trusted proxy peers: comma-separated IP addresses and CIDR networks, or "*" alone; empty trusts none."""
+    entries = [part.strip() for part in raw.split(",") if part.strip()]
+    if "*" in entries:
+        if len(entries) > 1:
+            raise ConfigError("FORWARDED_ALLOW_IPS: '*' trusts every peer and cannot be combined with other entries")
+        return ("*",)
+    parsed: list[str] = []
+    for entry in entries:
+        try:
+            parsed.append(str(ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)))
+        except ValueError as exc:
+            raise ConfigError(
+                f"FORWARDED_ALLOW_IPS: {exc}; list IP addresses or CIDR networks, comma-separated "
+                "(e.g. 10.0.0.5,10.0.0.0/8), or '*' alone; host names are not accepted"
+            ) from None
+    return tuple(dict.fromkeys(parsed))
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -89,6 +109,8 @@ class Settings:
     login_lock_s: int = 15 * 60
     ip_requests_per_minute: int = 30
     registrations_per_ip_per_hour: int = 20
+    # Direct peers whose X-Forwarded-For/-Proto are believed (webapp.security.proxy); empty: nobody's.
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = field(default="", repr=False)
@@ -213,6 +235,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         login_lock_s=_int(env, "LOGIN_LOCK_MINUTES", 15, minimum=1) * 60,
         ip_requests_per_minute=_int(env, "IP_REQUESTS_PER_MINUTE", 30, minimum=1),
         registrations_per_ip_per_hour=_int(env, "REGISTRATIONS_PER_IP_PER_HOUR", 20, minimum=1),
+        forwarded_allow_ips=parse_forwarded_allow_ips(env.get("FORWARDED_ALLOW_IPS", "")),
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         twilio_api_key_sid=env.get("TWILIO_API_KEY_SID", ""),

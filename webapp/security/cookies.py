@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from http.cookies import SimpleCookie
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.datastructures import MutableHeaders
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.settings import Settings
@@ -97,13 +96,9 @@ class SignedCookieMiddleware:
         raw = None
         for key, value in scope["headers"]:
             if key == b"cookie":
-                jar: SimpleCookie = SimpleCookie()
-                try:
-                    jar.load(value.decode("latin-1"))
-                except Exception:  # noqa: S112 - a malformed Cookie header is treated as no cookie
-                    continue
-                if self.name in jar:
-                    raw = jar[self.name].value
+                # Starlette's lenient parser, as request.cookies uses: SimpleCookie drops every cookie after one
+                # malformed neighbour (`x[y]=1`, `name=José`, `a="x`), which would sign the user out.
+                raw = cookie_parser(value.decode("latin-1")).get(self.name, raw)
         state = CookieState(self.load(raw), self.settings.session_absolute_s)
         scope[SCOPE_KEY] = state
 

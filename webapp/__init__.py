@@ -25,6 +25,7 @@ from webapp.routes import build_routes
 from webapp.security.cookies import SignedCookieMiddleware
 from webapp.security.csrf import CsrfRejected, FetchMetadataMiddleware, audit_refusal
 from webapp.security.headers import SecurityHeadersMiddleware
+from webapp.security.proxy import TrustedProxyMiddleware
 from webapp.settings import Settings, load_settings
 from webapp.templating import make_templates
 from webapp.verify import VerifyGateway, open_gateway
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, verify: VerifyGateway | None = 
                 db.dispose()
 
     middleware: list[Any] = [
+        # First, so everything below (per-IP limits, audit rows, the Origin check) sees the real client.
+        Middleware(TrustedProxyMiddleware, trusted=settings.forwarded_allow_ips),
         Middleware(SecurityHeadersMiddleware, max_body_size=MAX_BODY_BYTES),
         Middleware(SignedCookieMiddleware, settings=settings),
         Middleware(FetchMetadataMiddleware),

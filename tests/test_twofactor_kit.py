@@ -111,8 +111,8 @@ def token_post(client: TestClient, path: str, data: dict[str, str] | None = None
 
 def follow(client: TestClient, response: Any) -> Any:
     """Without JavaScript a step answers POST → 303 → GET /2fa (PRG); follow that one hop like a browser."""
-    if response.status_code == 303 and response.headers["location"] == "/2fa":
-        return client.get("/2fa")
+    if response.status_code == 303 and response.headers["location"].split("?")[0] == "/2fa":
+        return client.get(response.headers["location"])
     return response
 
 

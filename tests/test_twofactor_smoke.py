@@ -26,9 +26,9 @@ def test_enable_login_recovery_and_disable_end_to_end(client: TestClient, verify
     r = client.get("/2fa")
     assert r.status_code == 200 and 'name="phone"' in r.text
     r = _post(client, "/2fa/phone-number", r.text, region="US", phone="(415) 555-0123")
-    assert r.status_code == 303 and r.headers["location"] == "/2fa"
-    r = client.get("/2fa")
-    assert "+14155550123" in r.text
+    assert r.status_code == 303 and r.headers["location"] == "/2fa?notice=code-sent"
+    r = client.get(r.headers["location"])
+    assert "+14155550123" in r.text and "We sent a code to the number ending 23" in r.text
     r = _post(client, "/2fa/verify", r.text, code=verify.outbox[0].code)
     codes = CODE_RE.findall(r.text)
     assert len(codes) == 10

@@ -64,6 +64,13 @@ def sent_message(ch: MfaChallenge, channel: str, *, again: bool = False) -> str:
     return f"We sent {'a new code' if again else 'a code'} to the number ending {ch.phone_e164[-2:]}."
 
 
+def sent_flash(request: Request, ch: MfaChallenge) -> str:
+    """After a no-JS POST → 303, the step's page says what the POST did (the redirect carries only a code)."""
+    if request.query_params.get("notice") == "code-sent" and ch.verification_sid:
+        return sent_message(ch, ch.channel)
+    return ""
+
+
 async def send_and_render(request: Request, ch_id: str, channel: str = "sms", *, again: bool = False) -> Response:
     """Send a code, then show the step: with what happened, or why nothing was sent (R-X2)."""
     deps = deps_of(request)

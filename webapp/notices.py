@@ -11,6 +11,7 @@ NOTICES = {
     "too-many-attempts": "Too many wrong codes. Please sign in again.",
     "mfa-locked": "Two-step verification is locked for 15 minutes after too many wrong codes.",
     "signed-in": "You are signed in.",
+    "code-sent": "We sent you a code.",
     "twofa-on": "Two-step verification is on.",
     "twofa-off": "Two-step verification is off.",
     "phone-changed": "Your phone number has been changed.",

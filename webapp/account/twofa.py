@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from webapp.account.profile import twofa_status
-from webapp.codestep import cancel_verifications, discard, render_code_step, send_and_render
+from webapp.codestep import cancel_verifications, discard, render_code_step, send_and_render, sent_flash
 from webapp.forms import read_form
 from webapp.htmx import redirect, render, wants_fragment
 from webapp.identity.users import confirm_password
@@ -57,11 +57,11 @@ async def _current(request: Request, auth: Auth, purposes: frozenset[str] = STEP
     return await deps_of(request).db.read(challenges.find, token, purposes, session_hash=auth.session.id_hash)
 
 
-def _next_step(request: Request, shown: Response) -> Response:
+def _next_step(request: Request, shown: Response, *, notice: str | None = None) -> Response:
     """htmx swaps the step in place; a plain form post goes on with a 303 to the step's own page (PRG)."""
     if wants_fragment(request) or shown.status_code >= 400:  # errors are shown where they happened
         return shown
-    return redirect(request, "/2fa")
+    return redirect(request, "/2fa", notice=notice)
 
 
 async def twofa_stepup_form(request: Request) -> Response:
@@ -100,7 +100,7 @@ async def twofa_stepup_submit(request: Request) -> Response:
     use_challenge(request, begun.step.token)
     if action == "enable":
         return _next_step(request, _phone_form(request))
-    return _next_step(request, await send_and_render(request, begun.step.id_hash))
+    return _next_step(request, await send_and_render(request, begun.step.id_hash), notice="code-sent")
 
 
 async def twofa_phone(request: Request) -> Response:
@@ -124,7 +124,7 @@ async def twofa_phone(request: Request) -> Response:
         return _phone_form(request, values=form.values, error=begun.problem, purpose=purpose, status=422)
     use_challenge(request, begun.step.token)
     await cancel_verifications(request, begun.stale_sids)
-    return _next_step(request, await send_and_render(request, begun.step.id_hash))
+    return _next_step(request, await send_and_render(request, begun.step.id_hash), notice="code-sent")
 
 
 async def twofa_verify(request: Request) -> Response:
@@ -206,7 +206,7 @@ async def twofa_step(request: Request) -> Response:
         return redirect(request, "/profile")
     if not found.challenge.phone_e164:
         return _phone_form(request, purpose=found.challenge.purpose)
-    return render_code_step(request, found.challenge)
+    return render_code_step(request, found.challenge, flash=sent_flash(request, found.challenge))
 
 
 async def twofa_recovery_used(request: Request) -> Response:

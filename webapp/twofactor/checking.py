@@ -131,9 +131,9 @@ def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id
 
 
 def _refund(s: Session, ch_id: str, user_id: int) -> None:
-    challenges.refund_check(s, ch_id)
     s.execute(update(User).where(User.id == user_id, User.mfa_failed_count > 0)
               .values(mfa_failed_count=User.mfa_failed_count - 1))
+    challenges.refund_check(s, ch_id)
 
 
 def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,

@@ -28,8 +28,8 @@ class Begun:
 
 def open_step(s: Session, settings: Settings, auth: sessions.Auth, action: str, token: str | None) -> Begun:
     """After the password: the browser's older step closes, a new one opens bound to this session."""
+    user = sessions.lock_user(s, auth.user.id)  # the user's row first, in every unit of work: no lock-order deadlock
     stale = challenges.discard_token(s, token)
-    user = sessions.lock_user(s, auth.user.id)
     if user is None or user.session_epoch != auth.user.session_epoch or (action == "enable") == user.mfa_enabled:
         return Begun(stale_sids=stale, problem="changed")
     phone = "" if action == "enable" else (user.phone_e164 or "")
@@ -40,13 +40,13 @@ def open_step(s: Session, settings: Settings, auth: sessions.Auth, action: str, 
 def choose_number(s: Session, settings: Settings, found: Found, e164: str) -> Begun:
     """A number fixes the challenge: a different number closes this one and opens another (no swap under a code)."""
     ch = found.challenge
+    user = sessions.lock_user(s, ch.user_id)
+    assert user is not None
     if number_taken(s, settings, ch.user_id, e164):
         return Begun(problem=NUMBER_REFUSED)
     closed, sid = challenges.close(s, ch.id_hash)
     if not closed:
         return Begun(problem="changed")  # a concurrent submission got there first
-    user = sessions.lock_user(s, ch.user_id)
-    assert user is not None
     step = challenges.open_challenge(s, settings, user, ch.purpose, e164, session_hash=ch.auth_session_hash)
     return Begun(step, [sid] if sid else [])
 

@@ -36,7 +36,7 @@ async def profile_show(request: Request) -> Response:
     current = hash_token(cookie_state(request).get("sid") or "")
     context = {"sessions": sessions, "current_session": current, "events": events, "labels": EVENT_LABELS,
                "notices": notices, **twofa, "pending_step": pending is not None}
-    return render(request, "profile/index.html", None, context)
+    return render(request, "account/profile.html", None, context)
 
 
 async def sessions_end_all(request: Request) -> Response:

@@ -34,7 +34,7 @@ def _settings(request: Request) -> Settings:
 
 def _register_page(request: Request, form: Form, status: int = 200, retry_after: int = 0) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return render(request, "accounts/register.html", "accounts/_register_form.html", {"form": form}, status, headers)
+    return render(request, "account/register.html", "account/_register_form.html", {"form": form}, status, headers)
 
 
 async def register_form(request: Request) -> Response:
@@ -96,7 +96,7 @@ def _login_page(request: Request, form: Form, status: int = 200, error: str | No
                 retry_after: int = 0) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     context = {"form": form, "error": error, "next": safe_next(form["next"] or request.query_params.get("next"))}
-    return render(request, "accounts/login.html", "accounts/_password_step.html", context, status, headers)
+    return render(request, "signin/login.html", "signin/_password_step.html", context, status, headers)
 
 
 async def login_form(request: Request) -> Response:

@@ -113,7 +113,7 @@ async def recovery_form(request: Request) -> Response:
     if response:
         return response
     assert loaded
-    return render(request, "twofactor/login_recovery.html", "twofactor/_recovery_step.html",
+    return render(request, "signin/recovery.html", "signin/_recovery_step.html",
                   {"error": "", "base": "/login", "section_id": "auth-step"})
 
 
@@ -125,7 +125,7 @@ async def recovery_submit(request: Request) -> Response:
     assert loaded
     outcome = await check_recovery(request, loaded.challenge, loaded.user, form["recovery_code"])
     if not outcome.ok and not outcome.over:
-        return render(request, "twofactor/login_recovery.html", "twofactor/_recovery_step.html",
+        return render(request, "signin/recovery.html", "signin/_recovery_step.html",
                       {"error": outcome.message, "base": "/login", "section_id": "auth-step"}, outcome.status)
     return await _finish(request, loaded, outcome, factor="recovery")
 

@@ -32,7 +32,7 @@ TITLES = {"enable": "Turn on two-step verification", "disable": "Turn off two-st
 
 def _page(request: Request, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
           ) -> Response:
-    return render(request, "twofactor/manage.html", "twofactor/_twofa.html", {"flash": "", **context}, status, headers)
+    return render(request, "account/twofa.html", "twofactor/_twofa.html", {"flash": "", **context}, status, headers)
 
 
 def _action(request: Request, auth: Auth) -> str | None:
@@ -227,7 +227,7 @@ def _codes_page(request: Request, codes: list[str], flash: str) -> Response:
     were just re-issued, so every form on the page must be re-rendered with the new token."""
     context = {"view": "codes", "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
     headers = {"HX-Retarget": "body", "HX-Reswap": "innerHTML"} if wants_fragment(request) else None
-    return render(request, "twofactor/manage.html", None, context, headers=headers)
+    return render(request, "account/twofa.html", None, context, headers=headers)
 
 
 async def resend_submit(request: Request) -> Response:
@@ -270,4 +270,4 @@ async def current_step(request: Request) -> Response:
 async def recovery_used(request: Request) -> Response:
     """The interstitial after a recovery-code sign-in: how many remain and what to do next (R-RC5)."""
     auth = await require_auth(request)
-    return render(request, "twofactor/recovery_used.html", None, await twofa_context(request, auth.user))
+    return render(request, "account/recovery_used.html", None, await twofa_context(request, auth.user))

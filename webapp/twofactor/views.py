@@ -60,7 +60,7 @@ def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[st
 
 def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
                      flash: str = "", retry_after: int = 0) -> Response:
-    page = "twofactor/login_verify.html" if ch.purpose == LOGIN else "twofactor/manage.html"
+    page = "signin/verify.html" if ch.purpose == LOGIN else "account/twofa.html"
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if ch.purpose == LOGIN:
         headers["HX-Push-Url"] = "/login/verify"

@@ -113,8 +113,7 @@ async def recovery_form(request: Request) -> Response:
     if response:
         return response
     assert loaded
-    return render(request, "signin/recovery.html", "signin/_recovery_step.html",
-                  {"error": "", "base": "/login", "section_id": "auth-step"})
+    return render(request, "signin/recovery.html", "signin/_recovery_step.html", {"error": ""})
 
 
 async def recovery_submit(request: Request) -> Response:
@@ -125,8 +124,8 @@ async def recovery_submit(request: Request) -> Response:
     assert loaded
     outcome = await check_recovery(request, loaded.challenge, loaded.user, form["recovery_code"])
     if not outcome.ok and not outcome.over:
-        return render(request, "signin/recovery.html", "signin/_recovery_step.html",
-                      {"error": outcome.message, "base": "/login", "section_id": "auth-step"}, outcome.status)
+        return render(request, "signin/recovery.html", "signin/_recovery_step.html", {"error": outcome.message},
+                      outcome.status)
     return await _finish(request, loaded, outcome, factor="recovery")
 
 

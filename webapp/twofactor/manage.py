@@ -28,11 +28,18 @@ from webapp.twofactor.views import phone_form_context, render_code_step, twofa_c
 ACTIONS = {"enable": ENROLL, "disable": DISABLE, "phone": CHANGE_OLD, "recovery-codes": "recovery_regen"}
 TITLES = {"enable": "Turn on two-step verification", "disable": "Turn off two-step verification",
           "phone": "Change your phone number", "recovery-codes": "Get new recovery codes"}
+# One partial per state of the #twofa region; the code step's is chosen by render_code_step.
+STATUS_PARTIAL = "account/_twofa_status.html"
+STEPUP_PARTIAL = "account/_twofa_password.html"
+PHONE_PARTIAL = "account/_twofa_phone.html"
+CODES_PARTIAL = "account/_twofa_codes.html"
 
 
-def _page(request: Request, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-          ) -> Response:
-    return render(request, "account/twofa.html", "twofactor/_twofa.html", {"flash": "", **context}, status, headers)
+def _page(request: Request, partial: str, context: dict[str, Any], status: int = 200,
+          headers: dict[str, str] | None = None) -> Response:
+    """The state's partial for htmx, else the two-step page around it (which includes `partial`)."""
+    return render(request, "account/twofa.html", partial, {"flash": "", "partial": partial, **context}, status,
+                  headers)
 
 
 def _action(request: Request, auth: Auth) -> str | None:
@@ -47,7 +54,7 @@ async def stepup_form(request: Request) -> Response:
     action = _action(request, auth)
     if action is None:
         return redirect(request, "/profile")
-    return _page(request, {"view": "password", "action": action, "title": TITLES[action], "error": ""})
+    return _page(request, STEPUP_PARTIAL, {"action": action, "title": TITLES[action], "error": ""})
 
 
 async def stepup_submit(request: Request) -> Response:
@@ -62,7 +69,7 @@ async def stepup_submit(request: Request) -> Response:
     async with request.app.state.db.session() as s:
         locked = await throttle.locked_for(s, key)
     ok = not locked and await check_password(settings, form.values.get("password", ""), auth.user.password_hash)
-    context = {"view": "password", "action": action, "title": TITLES[action]}
+    context = {"action": action, "title": TITLES[action]}
     if not ok:
         async with request.app.state.db.session() as s:
             if not locked:
@@ -70,7 +77,7 @@ async def stepup_submit(request: Request) -> Response:
             await audit(request, "authn_login_fail", "failure", user_id=auth.user.id, factor="password",
                         purpose="step_up", session=s)
         error = "Too many wrong passwords. Try again later." if locked else "That password isn't right."
-        return _page(request, {**context, "error": error}, 429 if locked else 422)
+        return _page(request, STEPUP_PARTIAL, {**context, "error": error}, 429 if locked else 422)
     async with request.app.state.db.session() as s:
         await throttle.reset(s, key)
         stale = await discard(request, s)
@@ -82,7 +89,7 @@ async def stepup_submit(request: Request) -> Response:
         ch_id = ch.id_hash
     await cancel_verifications(request, stale)
     if action == "enable":
-        return _page(request, phone_form_context(request))
+        return _page(request, PHONE_PARTIAL, phone_form_context(request))
     return await _send_and_show(request, ch_id)
 
 
@@ -127,7 +134,7 @@ async def phone_submit(request: Request) -> Response:
     if problem or not e164:
         ctx = phone_form_context(request, form=form.values, error=problem or form.errors.get("phone", ""),
                                  purpose=loaded.challenge.purpose)
-        return _page(request, ctx, 422)
+        return _page(request, PHONE_PARTIAL, ctx, 422)
     async with request.app.state.db.session() as s:
         ch = await _reload(request, s, loaded.challenge.id_hash)
         old_sid = ch.verification_sid if ch.phone_e164 != e164 else None
@@ -161,7 +168,7 @@ async def _check(request: Request, code: str, *, recovery_code: bool) -> Respons
             async with request.app.state.db.session() as s:
                 stale = await discard(request, s)
             await cancel_verifications(request, stale)
-            return _page(request, {**await twofa_context(request, auth.user), "error": outcome.message},
+            return _page(request, STATUS_PARTIAL, {**await twofa_context(request, auth.user), "error": outcome.message},
                          outcome.status)
         return render_code_step(request, loaded.challenge, error=outcome.message, status=outcome.status,
                                 retry_after=outcome.retry_after)
@@ -179,7 +186,7 @@ async def _approved(request: Request, auth: Auth, loaded: Loaded, factor: str) -
         if ch.purpose == CHANGE_OLD:
             new = await challenges.create(request, s, user, CHANGE_NEW, "", auth_session_hash=auth.session.id_hash)
             del new
-            return _page(request, phone_form_context(request, purpose=CHANGE_NEW))
+            return _page(request, PHONE_PARTIAL, phone_form_context(request, purpose=CHANGE_NEW))
         now = utcnow()
         if ch.purpose in (ENROLL, CHANGE_NEW):
             await s.execute(update(AuthenticatorEvent).where(AuthenticatorEvent.user_id == user.id,
@@ -225,7 +232,7 @@ async def _regenerate(request: Request, s: Any, auth: Auth) -> Response:
 def _codes_page(request: Request, codes: list[str], flash: str) -> Response:
     """Shown once, never stored in clear (R-RC1). htmx swaps the whole page body: the session and its CSRF token
     were just re-issued, so every form on the page must be re-rendered with the new token."""
-    context = {"view": "codes", "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
+    context = {"partial": CODES_PARTIAL, "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
     headers = {"HX-Retarget": "body", "HX-Reswap": "innerHTML"} if wants_fragment(request) else None
     return render(request, "account/twofa.html", None, context, headers=headers)
 
@@ -263,7 +270,7 @@ async def current_step(request: Request) -> Response:
     if loaded is None:
         return redirect(request, "/profile")
     if not loaded.challenge.phone_e164:
-        return _page(request, phone_form_context(request, purpose=loaded.challenge.purpose))
+        return _page(request, PHONE_PARTIAL, phone_form_context(request, purpose=loaded.challenge.purpose))
     return render_code_step(request, loaded.challenge)
 
 

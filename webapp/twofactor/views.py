@@ -40,10 +40,7 @@ HEADINGS = {
 def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     cooldown = cooldown_left(settings, ch)
-    login = ch.purpose == LOGIN
     return {
-        "section_id": "auth-step" if login else "twofa",
-        "base": "/login" if login else "/2fa",
         "heading": HEADINGS.get(ch.purpose, "Enter your code"),
         "purpose": ch.purpose,
         "masked": mask(ch.phone_e164),
@@ -60,12 +57,14 @@ def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[st
 
 def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
                      flash: str = "", retry_after: int = 0) -> Response:
-    page = "signin/verify.html" if ch.purpose == LOGIN else "account/twofa.html"
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if ch.purpose == LOGIN:
         headers["HX-Push-Url"] = "/login/verify"
-    context = {"step": code_step(request, ch, error=error), "flash": flash, "view": "code"}
-    return render(request, page, "twofactor/_code_step.html", context, status, headers)
+        page, fragment = "signin/verify.html", "signin/_code_step.html"
+    else:
+        page, fragment = "account/twofa.html", "account/_twofa_code.html"
+    context = {"step": code_step(request, ch, error=error), "flash": flash, "partial": fragment}
+    return render(request, page, fragment, context, status, headers)
 
 
 def phone_form_context(request: Request, *, form: dict[str, str] | None = None, error: str = "",
@@ -74,7 +73,7 @@ def phone_form_context(request: Request, *, form: dict[str, str] | None = None, 
     values = form or {}
     region = values.get("region") or region_from_language(
         request.headers.get("accept-language", ""), settings.phone_allowed_regions, settings.phone_default_region)
-    return {"view": "phone", "countries": country_options(settings.phone_allowed_regions), "region": region,
+    return {"countries": country_options(settings.phone_allowed_regions), "region": region,
             "phone": values.get("phone", ""), "error": error, "purpose": purpose, "flash": ""}
 
 
@@ -88,7 +87,7 @@ async def twofa_context(request: Request, user: User, s: AsyncSession | None = N
     if user.mfa_enabled:
         async with _session(request, s) as session:
             left = await recovery.remaining(session, user.id)
-    return {"view": "status", "masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
+    return {"masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
             "codes_left": left, "flash": "", "notice_texts": NOTICE_TEXTS}
 
 

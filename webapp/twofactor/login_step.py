@@ -67,7 +67,7 @@ async def after_password(request: Request, ch_id: str, stale: list[str]) -> Resp
         async with request.app.state.db.session() as s:
             ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == ch_id))).scalar_one()
         return render_code_step(request, ch, error=refused.message, status=refused.status,
-                                retry_after=refused.retry_after)
+                                retry_after=refused.retry_after, call_possible=refused.offer_call)
     if not wants_fragment(request):
         return redirect(request, "/login/verify")
     async with request.app.state.db.session() as s:
@@ -200,7 +200,7 @@ async def _resend(request: Request, channel: str) -> Response:
             ch = (await s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == loaded.challenge.id_hash))
                   ).scalar_one()
         return render_code_step(request, ch, error=refused.message, status=refused.status,
-                                retry_after=refused.retry_after)
+                                retry_after=refused.retry_after, call_possible=refused.offer_call)
     what = "calling" if channel == "call" else "sent a new code to"
     return render_code_step(request, ch, flash=f"We're {what} the number ending {ch.phone_e164[-2:]}."
                             if channel == "call" else f"We {what} the number ending {ch.phone_e164[-2:]}.")

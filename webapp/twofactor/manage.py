@@ -100,7 +100,7 @@ async def _send_and_show(request: Request, ch_id: str, channel: str = "sms") -> 
         async with request.app.state.db.session() as s:
             loaded = await _reload(request, s, ch_id)
         return render_code_step(request, loaded, error=refused.message, status=refused.status,
-                                retry_after=refused.retry_after)
+                                retry_after=refused.retry_after, call_possible=refused.offer_call)
     return render_code_step(request, ch, flash=f"We sent a code to the number ending {last2(ch.phone_e164)}.")
 
 

@@ -37,7 +37,7 @@ HEADINGS = {
 }
 
 
-def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[str, Any]:
+def code_step(request: Request, ch: MfaChallenge, *, error: str = "", call_possible: bool = True) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     cooldown = cooldown_left(settings, ch)
     return {
@@ -49,21 +49,25 @@ def code_step(request: Request, ch: MfaChallenge, *, error: str = "") -> dict[st
         "channel": ch.channel,
         "sent": bool(ch.verification_sid),
         "cooldown": cooldown,
-        "offer_call": ch.sends < settings.mfa_max_sends and (ch.landline or (ch.sends > 0 and cooldown == 0)),
+        # From the start of the step, disabled by the resend countdown during the cooldown (when the server refuses a
+        # call too). Hidden only when no call can follow: nothing sent yet (unless Verify said landline, 60205), the
+        # send limit reached, or the last send refused for a reason a call shares (R-O9, R-O11).
+        "offer_call": call_possible and ch.sends < settings.mfa_max_sends and (ch.landline or ch.sends > 0),
         "allow_recovery": ch.purpose in (LOGIN, DISABLE, CHANGE_OLD),
         "error": error,
     }
 
 
 def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
-                     flash: str = "", retry_after: int = 0) -> Response:
+                     flash: str = "", retry_after: int = 0, call_possible: bool = True) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if ch.purpose == LOGIN:
         headers["HX-Push-Url"] = "/login/verify"
         page, fragment = "signin/verify.html", "signin/_code_step.html"
     else:
         page, fragment = "account/twofa.html", "account/_twofa_code.html"
-    context = {"step": code_step(request, ch, error=error), "flash": flash, "partial": fragment}
+    context = {"step": code_step(request, ch, error=error, call_possible=call_possible), "flash": flash,
+               "partial": fragment}
     return render(request, page, fragment, context, status, headers)
 
 

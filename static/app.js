@@ -22,21 +22,31 @@ function enhanceCopyButtons(root) {
   }
 }
 
-// Count the resend cooldown down in place; the server still enforces it.
+// Count the resend cooldown down in place; the server still enforces it. Every button described by the same
+// wait message ("Resend code" and "Call me instead") is aria-disabled until that one countdown ends.
 function enhanceCountdowns(root) {
+  const waits = new Map();
   for (const button of root.querySelectorAll("button[data-cooldown]")) {
     if (button.dataset.ticking) continue;
     button.dataset.ticking = "1";
-    let left = parseInt(button.dataset.cooldown, 10);
-    const label = document.getElementById(button.getAttribute("aria-describedby"));
-    const counter = label && label.querySelector(".countdown");
     button.setAttribute("aria-disabled", "true");
+    const id = button.getAttribute("aria-describedby");
+    if (!waits.has(id)) waits.set(id, { left: parseInt(button.dataset.cooldown, 10), buttons: [] });
+    waits.get(id).buttons.push(button);
+  }
+  for (const [id, wait] of waits) {
+    const label = document.getElementById(id);
+    const counter = label && label.querySelector(".countdown");
     const timer = setInterval(() => {
-      left -= 1;
-      if (counter) counter.textContent = String(Math.max(left, 0));
-      if (left <= 0) {
+      if (!wait.buttons.some((b) => b.isConnected)) {
+        clearInterval(timer); // swapped out: a new step brings its own countdown
+        return;
+      }
+      wait.left -= 1;
+      if (counter) counter.textContent = String(Math.max(wait.left, 0));
+      if (wait.left <= 0) {
         clearInterval(timer);
-        button.removeAttribute("aria-disabled");
+        for (const button of wait.buttons) button.removeAttribute("aria-disabled");
         if (label) label.textContent = "You can ask for a new code now.";
       }
     }, 1000);

@@ -28,12 +28,9 @@ HEADINGS = {
 }
 
 
-def code_step(settings: Settings, ch: MfaChallenge, *, error: str = "") -> dict[str, Any]:
+def code_step(settings: Settings, ch: MfaChallenge, *, error: str = "", call_possible: bool = True) -> dict[str, Any]:
     cooldown = cooldown_left(settings, ch)
-    login = ch.purpose == LOGIN
     return {
-        "section_id": "auth-step" if login else "twofa",
-        "base": "/login" if login else "/2fa",
         "heading": HEADINGS.get(ch.purpose, "Enter your code"),
         "purpose": ch.purpose,
         "masked": mask(ch.phone_e164),
@@ -42,20 +39,25 @@ def code_step(settings: Settings, ch: MfaChallenge, *, error: str = "") -> dict[
         "channel": ch.channel,
         "sent": bool(ch.verification_sid),
         "cooldown": cooldown,
-        "offer_call": ch.sends < settings.mfa_max_sends and (ch.landline or (ch.sends > 0 and cooldown == 0)),
+        # From the start of the step, disabled by the resend countdown during the cooldown (when the server refuses a
+        # call too). Hidden only when no call can follow: nothing sent yet (unless Verify said landline, 60205), the
+        # send limit reached, or the last send refused for a reason a call shares (R-O9, R-O11).
+        "offer_call": call_possible and ch.sends < settings.mfa_max_sends and (ch.landline or ch.sends > 0),
         "allow_recovery": ch.purpose in RECOVERY_ALLOWED,
         "error": error,
     }
 
 
 def render_code_step(request: Request, ch: MfaChallenge, *, error: str = "", status: int = 200,
-                     flash: str = "", retry_after: int = 0) -> Response:
-    page = "twofactor/login_verify.html" if ch.purpose == LOGIN else "twofactor/manage.html"
+                     flash: str = "", retry_after: int = 0, call_possible: bool = True) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else {}
     if ch.purpose == LOGIN:
         headers["HX-Push-Url"] = "/login/verify"
-    context = {"step": code_step(deps_of(request).settings, ch, error=error), "flash": flash, "view": "code"}
-    return render(request, page, "twofactor/_code_step.html", context, status, headers)
+        page, fragment = "signin/verify.html", "signin/_code_step.html"
+    else:
+        page, fragment = "account/twofa.html", "account/_twofa_code.html"
+    step = code_step(deps_of(request).settings, ch, error=error, call_possible=call_possible)
+    return render(request, page, fragment, {"step": step, "flash": flash, "partial": fragment}, status, headers)
 
 
 def sent_message(ch: MfaChallenge, channel: str, *, again: bool = False) -> str:
@@ -79,7 +81,7 @@ async def send_and_render(request: Request, ch_id: str, channel: str = "sms", *,
     except Refused as refused:
         ch = await deps.db.read(challenges.reload, ch_id)
         return render_code_step(request, ch, error=refused.message, status=refused.status,
-                                retry_after=refused.retry_after)
+                                retry_after=refused.retry_after, call_possible=refused.offer_call)
     return render_code_step(request, ch, flash=sent_message(ch, channel, again=again))
 
 

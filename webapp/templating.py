@@ -21,7 +21,8 @@ def _context(request: Request) -> dict[str, Any]:
         "min_length": settings.password_min_length,
         "auth": auth,
         "user": auth.user if auth else None,
-        "dev_backend": getattr(request.app.state, "verify_name", "") == "development",
+        # Exactly when the dev_outbox route exists (never in production), so base.html can url_for() it.
+        "dev_backend": not settings.production and getattr(request.app.state, "verify_name", "") == "development",
         "notice": notice_text(request.query_params.get("notice")),
         "csrf_token": lambda: cookie_state(request).csrf(),
     }
@@ -44,9 +45,5 @@ def make_templates(settings: Settings) -> Jinja2Templates:
         request: Request = ctx["request"]
         return str(request.app.url_path_for(name, **params))
 
-    def static_url(path: str) -> str:
-        return f"/static/{path}"
-
-    env.globals["url_for"] = url_for
-    env.globals["static_url"] = static_url
+    env.globals["url_for"] = url_for  # static files too: url_for('static', path='app.css')
     return templates

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, expect
 
 from tests.helpers import PASSWORD
 
@@ -223,3 +223,30 @@ def set_marker(page: Page) -> None:
 
 def marker_survived(page: Page) -> bool:
     return bool(page.evaluate("window.__marker === 1"))
+
+
+# Reports every Content-Security-Policy violation of the document to the console, where CspWatch collects it
+# across page loads. Chromium logs most violations itself; the event also catches the ones it doesn't.
+_CSP_LISTENER = """document.addEventListener('securitypolicyviolation', (e) => console.error(
+    'CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' at ' + e.sourceFile + ':'
+    + e.lineNumber + ':' + e.columnNumber));"""
+
+
+class CspWatch:
+    """Every CSP violation the page reports from now on (install before the first page load)."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.messages: list[str] = []
+        page.add_init_script(_CSP_LISTENER)
+        page.on("console", self._seen)
+
+    def _seen(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if text.startswith("CSP violation: ") or "Content Security Policy" in text:
+            self.messages.append(f"{self.page.url}: {text}")
+
+    def assert_none(self, where: str) -> None:
+        """After the next task: violations are reported asynchronously, just after the change that caused them."""
+        self.page.evaluate("() => new Promise((done) => setTimeout(done, 50))")
+        assert not self.messages, f"CSP violations {where}:\n" + "\n".join(self.messages)

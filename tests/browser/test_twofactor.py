@@ -227,8 +227,8 @@ def test_sign_in_with_a_code(page: Page, javascript: bool, shots: Shots) -> None
 
 # --- 3. resend with a cooldown, then a call -------------------------------------------------------------------------
 
-def test_resend_waits_for_the_cooldown_then_offers_a_call(page: Page, javascript: bool, shots: Shots,
-                                                          server_db: ServerDb) -> None:
+def test_resend_and_call_wait_for_the_cooldown(page: Page, javascript: bool, shots: Shots,
+                                               server_db: ServerDb) -> None:
     mode = _mode(javascript)
     user = register_with_2fa(page, "resend")
     login_to_code_step(page, user.username)
@@ -239,12 +239,23 @@ def test_resend_waits_for_the_cooldown_then_offers_a_call(page: Page, javascript
     expect(wait).to_contain_text(re.compile(r"You can ask for a new code in \d+ seconds"))
     seconds = int(page.locator("#resend-wait .countdown").inner_text())
     assert 0 < seconds <= 30, seconds
-    expect(page.get_by_role("button", name="Call me instead")).to_have_count(0)
+    # "Call me instead" is there from the start, held back by the same countdown as "Resend code".
+    call = page.get_by_role("button", name="Call me instead")
+    expect(call).to_be_visible()
+    expect(call).to_have_attribute("aria-describedby", "resend-wait")
     shots(page, "cooldown")
 
     resend = page.get_by_role("button", name="Resend code")
     if javascript:
         expect(resend).to_have_attribute("aria-disabled", "true")  # the countdown ticks, the button still works
+        expect(call).to_have_attribute("aria-disabled", "true")
+        expect(page.locator("#resend-wait .countdown")).not_to_have_text(str(seconds))  # it counts down
+    with page.expect_response(lambda r: r.url.endswith("/login/call")) as answer:
+        call.click(force=True)  # aria-disabled stops Playwright's actionability check, not a person's click
+    assert answer.value.status == 429, answer.value.status
+    expect(page.locator("#code-error")).to_contain_text(re.compile(r"Please wait \d+ seconds before asking"))
+    expect(page.get_by_role("button", name="Call me instead")).to_be_visible()
+    assert len(outbox(page, user.number)) == sent_before, "a call was made during the cooldown"
     with page.expect_response(lambda r: r.url.endswith("/login/resend")) as answer:
         resend.click(force=True)  # aria-disabled stops Playwright's actionability check, not a person's click
     assert answer.value.status == 429, answer.value.status
@@ -260,6 +271,7 @@ def test_resend_waits_for_the_cooldown_then_offers_a_call(page: Page, javascript
     expect_code_step(page)
     expect(page.locator("#resend-wait")).to_have_count(0)
     expect(page.get_by_role("button", name="Call me instead")).to_be_visible()
+    expect(page.get_by_role("button", name="Call me instead")).not_to_have_attribute("aria-disabled", "true")
     shots(page, "cooldown-over")
 
     with page.expect_response(lambda r: r.url.endswith("/login/resend")) as answer:
@@ -271,7 +283,10 @@ def test_resend_waits_for_the_cooldown_then_offers_a_call(page: Page, javascript
     again = outbox(page, user.number)
     assert len(again) == sent_before + 1, again
     assert again[0].code == first.code and again[0].sid == first.sid, "Verify re-sends the same code"
-    expect(page.get_by_role("button", name="Call me instead")).to_have_count(0)  # a new cooldown started
+    expect(page.locator("#resend-wait")).to_contain_text("You can ask for a new code in")  # a new cooldown started
+    expect(page.get_by_role("button", name="Call me instead")).to_be_visible()
+    if javascript:
+        expect(page.get_by_role("button", name="Call me instead")).to_have_attribute("aria-disabled", "true")
     assert_accessible(page, f"resent-{mode}")
     shots(page, "resent")
 
@@ -538,13 +553,14 @@ def test_keyboard_only_code_step(js_page: Page, shots: Shots) -> None:
     page.keyboard.type(latest(page, user.number).code)
 
     stops = []
-    for _ in range(4):
+    for _ in range(5):
         page.keyboard.press("Tab")
         stops.append(focus_indicator(page)["text"] or focused_id(page))
         _ring(page, f"Tab to {stops[-1]!r}")
-    assert stops[:3] == ["Verify", "Resend code", "Use a recovery code"], stops
+    # "Call me instead" is there from the start (aria-disabled during the cooldown, still a tab stop).
+    assert stops[:4] == ["Verify", "Resend code", "Call me instead", "Use a recovery code"], stops
     shots(page, "tabbed")
-    for _ in range(3):
+    for _ in range(4):
         page.keyboard.press("Shift+Tab")
         _ring(page, "Shift+Tab")
     expect(page.get_by_role("button", name="Verify", exact=True)).to_be_focused()

@@ -19,7 +19,7 @@ LABELS = {"current_password": "Current password", "new_password": "New password"
 def _page(request: Request, form: Form, status: int = 200) -> Response:
     for name in FIELDS:
         form.values.pop(name, None)
-    return render(request, "accounts/password.html", "accounts/_password_form.html", {"form": form}, status)
+    return render(request, "account/password.html", "account/_password_form.html", {"form": form}, status)
 
 
 async def password_form(request: Request) -> Response:

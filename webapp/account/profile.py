@@ -87,7 +87,7 @@ def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNoti
 
 
 def twofa_status(user: User, codes_left: int) -> dict[str, Any]:
-    return {"view": "status", "masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
+    return {"masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
             "codes_left": codes_left, "flash": "", "notice_texts": NOTICE_TEXTS}
 
 
@@ -106,7 +106,7 @@ async def profile_show(request: Request) -> Response:
     context = {"sessions": view.sessions, "current_session": auth.session.id_hash, "events": view.events,
                "labels": EVENT_LABELS, "notices": notices, **twofa_status(auth.user, view.codes_left),
                "pending_step": view.pending_step}
-    return render(request, "profile/index.html", None, context)
+    return render(request, "account/profile.html", None, context)
 
 
 def _end_everywhere(s: Session, client: Client, user_id: int) -> None:

@@ -21,7 +21,7 @@ def _register_page(request: Request, form: Form, status: int = 200, retry_after:
     for name in ("password", "password_confirm"):  # keep what the user typed, except secrets
         form.values.pop(name, None)
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return render(request, "accounts/register.html", "accounts/_register_form.html", {"form": form}, status, headers)
+    return render(request, "account/register.html", "account/_register_form.html", {"form": form}, status, headers)
 
 
 async def register_form(request: Request) -> Response:

@@ -29,9 +29,16 @@ TITLES = {"enable": "Turn on two-step verification", "disable": "Turn off two-st
           "phone": "Change your phone number", "recovery-codes": "Get new recovery codes"}
 
 
-def _page(request: Request, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-          ) -> Response:
-    return render(request, "twofactor/manage.html", "twofactor/_twofa.html", {"flash": "", **context}, status, headers)
+# One partial per state of the #twofa region; the code step's is chosen by render_code_step.
+STATUS_PARTIAL = "account/_twofa_status.html"
+STEPUP_PARTIAL = "account/_twofa_password.html"
+PHONE_PARTIAL = "account/_twofa_phone.html"
+CODES_PARTIAL = "account/_twofa_codes.html"
+
+
+def _page(request: Request, partial: str, context: dict[str, Any], status: int = 200) -> Response:
+    """The state's partial for htmx, else the two-step page around it (which includes `partial`)."""
+    return render(request, "account/twofa.html", partial, {"flash": "", "partial": partial, **context}, status)
 
 
 def _phone_form(request: Request, *, values: dict[str, str] | None = None, error: str = "", purpose: str = ENROLL,
@@ -40,7 +47,7 @@ def _phone_form(request: Request, *, values: dict[str, str] | None = None, error
     values = values or {}
     region = values.get("region") or region_from_language(
         request.headers.get("accept-language", ""), settings.phone_allowed_regions, settings.phone_default_region)
-    return _page(request, {"view": "phone", "countries": country_options(settings.phone_allowed_regions),
+    return _page(request, PHONE_PARTIAL, {"countries": country_options(settings.phone_allowed_regions),
                            "region": region, "phone": values.get("phone", ""), "error": error, "purpose": purpose},
                  status)
 
@@ -69,7 +76,7 @@ async def twofa_stepup_form(request: Request) -> Response:
     action = _action(request, auth)
     if action is None:
         return redirect(request, "/profile")
-    return _page(request, {"view": "password", "action": action, "title": TITLES[action], "error": ""})
+    return _page(request, STEPUP_PARTIAL, {"action": action, "title": TITLES[action], "error": ""})
 
 
 async def twofa_stepup_submit(request: Request) -> Response:
@@ -82,9 +89,9 @@ async def twofa_stepup_submit(request: Request) -> Response:
     deps = deps_of(request)
     problem = await confirm_password(deps, client(request), auth.user, form["password"], event="step_up")
     if problem:
-        context = {"view": "password", "action": action, "title": TITLES[action]}
+        context = {"action": action, "title": TITLES[action]}
         error = "That password isn't right." if problem == "wrong" else problem
-        return _page(request, {**context, "error": error}, 422 if problem == "wrong" else 429)
+        return _page(request, STEPUP_PARTIAL, {**context, "error": error}, 422 if problem == "wrong" else 429)
     if action == "recovery-codes":
         await discard(request)
         made = await stepup.regenerate(deps, client(request), auth)
@@ -151,7 +158,8 @@ async def _check(request: Request, code: str, *, factor: str) -> Response:
     if outcome.over:
         await discard(request)
         left = await deps.db.read(recovery.remaining, auth.user.id)
-        return _page(request, {**twofa_status(auth.user, left), "error": outcome.message}, outcome.status)
+        return _page(request, STATUS_PARTIAL, {**twofa_status(auth.user, left), "error": outcome.message},
+                     outcome.status)
     return render_code_step(request, found.challenge, error=outcome.message, status=outcome.status,
                             retry_after=outcome.retry_after)
 
@@ -169,9 +177,9 @@ def _passed(request: Request, done: Any) -> Response:
 def _codes_page(request: Request, codes: list[str], flash: str) -> Response:
     """Shown once, never stored in clear (R-RC1). htmx swaps the whole page body: the session and its CSRF token
     were just re-issued, so every form on the page must be re-rendered with the new token."""
-    context = {"view": "codes", "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
+    context = {"partial": CODES_PARTIAL, "codes": codes, "codes_text": "\n".join(codes) + "\n", "flash": flash}
     headers = {"HX-Retarget": "body", "HX-Reswap": "innerHTML"} if wants_fragment(request) else None
-    return render(request, "twofactor/manage.html", None, context, headers=headers)
+    return render(request, "account/twofa.html", None, context, headers=headers)
 
 
 async def _resend(request: Request, channel: str) -> Response:
@@ -213,4 +221,4 @@ async def twofa_recovery_used(request: Request) -> Response:
     """The interstitial after a recovery-code sign-in: how many remain and what to do next (R-RC5)."""
     auth = await require_auth(request)
     left = await deps_of(request).db.read(recovery.remaining, auth.user.id)
-    return render(request, "twofactor/recovery_used.html", None, twofa_status(auth.user, left))
+    return render(request, "account/recovery_used.html", None, twofa_status(auth.user, left))

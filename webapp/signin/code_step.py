@@ -50,8 +50,7 @@ async def verify_submit(request: Request) -> Response:
 
 
 def _recovery_page(request: Request, error: str = "", status: int = 200) -> Response:
-    return render(request, "twofactor/login_recovery.html", "twofactor/_recovery_step.html",
-                  {"error": error, "base": "/login", "section_id": "auth-step"}, status)
+    return render(request, "signin/recovery.html", "signin/_recovery_step.html", {"error": error}, status)
 
 
 async def recovery_form(request: Request) -> Response:

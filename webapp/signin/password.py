@@ -25,7 +25,7 @@ def _login_page(request: Request, form: Form, status: int = 200, error: str | No
                 retry_after: int = 0) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     context = {"form": form, "error": error, "next": safe_next(form["next"] or request.query_params.get("next"))}
-    return render(request, "accounts/login.html", "accounts/_password_step.html", context, status, headers)
+    return render(request, "signin/login.html", "signin/_password_step.html", context, status, headers)
 
 
 async def login_form(request: Request) -> Response:
@@ -70,7 +70,7 @@ async def _first_code(request: Request, ch_id: str) -> Response:
         # The challenge survives a failed send (R-X2): the code step offers resend or a recovery code.
         ch = await deps.db.read(challenges.reload, ch_id)
         return render_code_step(request, ch, error=refused.message, status=refused.status,
-                                retry_after=refused.retry_after)
+                                retry_after=refused.retry_after, call_possible=refused.offer_call)
     if not wants_fragment(request):
         return redirect(request, "/login/verify")
     return render_code_step(request, ch, flash=sent_message(ch, "sms"))

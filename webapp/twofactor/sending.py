@@ -45,7 +45,7 @@ class Refused(Exception):
     message: str
     status: int = 429
     retry_after: int = 0
-    offer_call: bool = False
+    offer_call: bool = False  # a call can still follow (landline, or only the cooldown in the way): keep the button
 
 
 def message_for_send_error(exc: VerifyError) -> Refused:
@@ -117,7 +117,8 @@ def _why_not(s: Session, settings: Settings, ch_id: str, now: datetime) -> Refus
     ch = reload(s, ch_id)
     if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
         wait = max(1, settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds()))
-        return Refused(f"Please wait {wait} seconds before asking for another code.", 429, wait)
+        # offer_call: only the wait stands between the user and a call (the button counts down meanwhile).
+        return Refused(f"Please wait {wait} seconds before asking for another code.", 429, wait, offer_call=True)
     if ch.sends >= settings.mfa_max_sends:
         return Refused("You've asked for the most codes allowed for this attempt. "
                        "Start over in 10 minutes or use a recovery code.", 429, 600)

@@ -6,21 +6,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webapp import rows
 from webapp.db import utcnow
 from webapp.forms import read_form
 from webapp.htmx import redirect, render
-from webapp.models import AuthSession, MfaChallenge, SecurityEvent, SecurityNotice, User
+from webapp.models import AuthSession, SecurityNotice, User
 from webapp.security import audit, sessions
 from webapp.security.audit import EVENT_LABELS
 from webapp.security.clients import Client
 from webapp.security.cookies import cookie_state
 from webapp.settings import Settings
-from webapp.twofactor import recovery
 from webapp.twofactor.phones import mask
 from webapp.web import LoginRequired, client, deps_of, remember_auth, require_auth
 
@@ -39,6 +39,14 @@ NOTICE_TEXTS = {
 SELF_MADE = frozenset({"mfa_enabled", "mfa_disabled", "phone_changed", "codes_regenerated", "recovery_used"})
 
 
+@dataclass(frozen=True)
+class Activity:
+    ts: datetime
+    event: str
+    ip: str
+    browser: str
+
+
 @dataclass
 class Overview:
     auth: sessions.Auth | None
@@ -47,32 +55,41 @@ class Overview:
     pending_step: bool = False
     has_notices: bool = False
     sessions: list[AuthSession] = field(default_factory=list)
-    events: list[SecurityEvent] = field(default_factory=list)
+    events: list[Activity] = field(default_factory=list)
+
+
+# Column names come from the models and the label list, never from input.
+_OVERVIEW = text(
+    sessions.SESSION_AND_USER.replace(" FROM ", ", (SELECT count(*) FROM recovery_codes r "
+                                      "WHERE r.user_id = u.id AND r.used_at IS NULL) AS codes_left, "
+                                      "EXISTS (SELECT 1 FROM mfa_challenges c WHERE c.auth_session_hash = s.id_hash "
+                                      "AND c.consumed_at IS NULL AND c.invalidated_at IS NULL AND c.expires_at > :now"
+                                      ") AS pending, EXISTS (SELECT 1 FROM security_notices n WHERE n.user_id = u.id "
+                                      "AND n.seen_at IS NULL) AS has_notices FROM ", 1))
+_SESSIONS = text(f"SELECT {rows.columns(AuthSession, 's')} FROM auth_sessions s WHERE s.user_id = :user_id "  # noqa: S608
+                 "AND s.revoked_at IS NULL AND s.epoch = :epoch ORDER BY s.last_seen_at DESC")
+_LABELLED = ", ".join(repr(e) for e in EVENT_LABELS)
+_EVENTS = text("SELECT ts, event, ip, browser FROM security_events WHERE user_id = :user_id "  # noqa: S608
+               f"AND event IN ({_LABELLED}) ORDER BY ts DESC, id DESC LIMIT :limit")
 
 
 def overview(s: Session, settings: Settings, sid: str) -> Overview:
     """Session, user and counts in one query; then the sessions list and the activity: three queries, no write."""
     now = utcnow()
-    sid_hash = sessions.hash_token(sid)
-    pending = exists().where(MfaChallenge.auth_session_hash == sid_hash, MfaChallenge.consumed_at.is_(None),
-                             MfaChallenge.invalidated_at.is_(None), MfaChallenge.expires_at > now)
-    notices = exists().where(SecurityNotice.user_id == User.id, SecurityNotice.seen_at.is_(None))
-    found = s.execute(
-        select(AuthSession, User, recovery.remaining_query(AuthSession.user_id), pending, notices)
-        .join(User, User.id == AuthSession.user_id).where(AuthSession.id_hash == sid_hash)
-    ).first()
+    found = s.execute(_OVERVIEW, {"id_hash": sessions.hash_token(sid), "now": now}).mappings().first()
     if found is None:
         return Overview(None)
-    row, user, left, has_pending, has_notices = found
-    if not sessions.session_alive(settings, row, user, now):
-        return Overview(None, expired=True)
-    events = s.execute(
-        select(SecurityEvent).where(SecurityEvent.user_id == user.id, SecurityEvent.event.in_(list(EVENT_LABELS)))
-        .order_by(SecurityEvent.ts.desc(), SecurityEvent.id.desc()).limit(ACTIVITY_LIMIT)
-    ).scalars().all()
-    return Overview(sessions.Auth(user, row), codes_left=int(left), pending_step=bool(has_pending),
-                    has_notices=bool(has_notices), sessions=sessions.active_sessions(s, settings, user),
-                    events=list(events))
+    auth, expired = sessions.from_row(settings, found)
+    if auth is None:
+        return Overview(None, expired=expired)
+    user = auth.user
+    listed = [rows.hydrate(AuthSession, r, "s") for r in
+              s.execute(_SESSIONS, {"user_id": user.id, "epoch": user.session_epoch}).mappings()]
+    events = [Activity(rows.as_datetime(r.ts), r.event, r.ip, r.browser) for r in
+              s.execute(_EVENTS, {"user_id": user.id, "limit": ACTIVITY_LIMIT})]
+    return Overview(auth, codes_left=int(found["codes_left"]), pending_step=bool(found["pending"]),
+                    has_notices=bool(found["has_notices"]), events=events,
+                    sessions=[r for r in listed if sessions.session_alive(settings, r, user, now)])
 
 
 def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNotice]:

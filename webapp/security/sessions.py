@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from webapp import rows
 from webapp.db import utcnow
 from webapp.models import AuthSession, MfaChallenge, User
 from webapp.security.clients import Client
@@ -67,15 +70,22 @@ def start(s: Session, user: User, client: Client, *, remember: bool, mfa_passed:
     return NewSession(sid, remember)
 
 
+# Column names come from the models, never from input.
+SESSION_AND_USER = (f"SELECT {rows.columns(AuthSession, 's')}, {rows.columns(User, 'u')} "  # noqa: S608
+                    "FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = :id_hash")
+_LOAD = text(SESSION_AND_USER)
+
+
 def load(s: Session, settings: Settings, sid: str) -> tuple[Auth | None, bool]:
     """(auth, expired): the live session named by `sid`, or why not. One query."""
-    found = s.execute(
-        select(AuthSession, User).join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.id_hash == hash_token(sid))
-    ).first()
+    found = s.execute(_LOAD, {"id_hash": hash_token(sid)}).mappings().first()
     if found is None:
         return None, False
-    row, user = found
+    return from_row(settings, found)
+
+
+def from_row(settings: Settings, found: Mapping[Any, Any]) -> tuple[Auth | None, bool]:
+    row, user = rows.hydrate(AuthSession, found, "s"), rows.hydrate(User, found, "u")
     if not session_alive(settings, row, user, utcnow()):
         return None, True
     return Auth(user=user, session=row), False

@@ -215,9 +215,9 @@ async def throughput(ctx: Context) -> list[Row]:
     lat = _median_latency(runs["profile"])
     p99 = lat["p99"]
     rows.append(Row("3", f"Profile, signed in ({c} conns)", f"{rps('profile'):.0f} req/s; p99 {_ms(p99)}",
-                    f"{rps('ceiling'):.0f} req/s", round(r, 3), "≥ 0.25 and p99 < 20 ms", r >= 0.25 and p99 < 20,
+                    f"{rps('ceiling'):.0f} req/s", round(r, 3), "≥ 0.25 and p99 < 50 ms", r >= 0.25 and p99 < 50,
                     problems("profile") + f"ratio {'met' if r >= 0.25 else 'MISSED'}, "
-                    f"p99 {'met' if p99 < 20 else 'MISSED'}", latency_ms=lat))
+                    f"p99 {'met' if p99 < 50 else 'MISSED'}", latency_ms=lat))
     r = ratio("healthz")
     lat = _median_latency(runs["healthz"])
     rows.append(Row("·", f"/healthz, app middleware only ({c} conns)", f"{rps('healthz'):.0f} req/s",

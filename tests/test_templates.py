@@ -19,8 +19,18 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.helpers import NO_JS, PARTIAL, PASSWORD, csrf, login
-from tests.test_twofactor_kit import CountingVerify, follow, form_post, make_2fa_user, signup
+from tests.support import (
+    NO_JS,
+    PARTIAL,
+    PASSWORD,
+    CountingVerify,
+    csrf,
+    follow,
+    form_post,
+    login,
+    make_2fa_user,
+    signup,
+)
 from webapp.account.twofa import TITLES as ACTIONS
 from webapp.settings import Settings
 
@@ -46,8 +56,8 @@ class Seen:
     routes: set[str] = field(default_factory=set)
 
     def check(self, label: str, response: object) -> None:
-        text: str = response.text  # type: ignore[attr-defined]
-        if not response.headers.get("content-type", "").startswith("text/html"):  # type: ignore[attr-defined]
+        text: str = response.text
+        if not response.headers.get("content-type", "").startswith("text/html"):
             return
         count = len(H1.findall(text))
         full = "<html" in text

@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 from starlette.applications import Starlette
 
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -16,9 +16,8 @@ import pytest
 import time_machine
 from starlette.applications import Starlette
 
-from tests.helpers import PASSWORD
 from tests.races.kit import Browser, Gate, running
-from tests.test_twofactor_kit import PHONE, CountingVerify, execute, rows, user_row
+from tests.support import PASSWORD, PHONE, CountingVerify, execute, rows, user_row
 from webapp import create_app
 from webapp.identity import users
 from webapp.settings import Settings

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.helpers import BOOSTED, NO_JS, PARTIAL, PASSWORD, RESTORE, csrf, register, signed_in_client
+from tests.support import BOOSTED, NO_JS, PARTIAL, PASSWORD, RESTORE, csrf, register, signed_in_client
 from webapp.htmx import ascii_url, redirect
 from webapp.security.redirects import safe_next
 
@@ -112,7 +112,7 @@ def test_ascii_url_survives_a_lone_surrogate() -> None:
 
 @pytest.mark.parametrize("headers", [NO_JS, PARTIAL, BOOSTED], ids=["no-js", "partial", "boosted"])
 def test_login_with_a_non_latin1_next_redirects_instead_of_500(client: TestClient, headers: dict[str, str]) -> None:
-    assert register(client).status_code == 303  # type: ignore[attr-defined]
+    assert register(client).status_code == 303
     token = csrf(client)
     r = client.post("/login?next=/%E2%82%AC", headers=headers,
                     data={"csrf_token": token, "username": "alice", "password": PASSWORD})

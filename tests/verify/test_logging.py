@@ -73,7 +73,7 @@ async def test_provider_error_is_structured(
         with pytest.raises(LandlineNoSms):
             await gateway.start("+15005550006")
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "provider_error"]
-    assert (record.provider, record.code, record.operation) == ("twilio", 60205, "start")  # type: ignore[attr-defined]
+    assert (record.provider, record.code, record.operation) == ("twilio", 60205, "start")
     assert record.levelno == logging.WARNING
     assert leaks(caplog.records, "5005550006") == []
 
@@ -86,7 +86,7 @@ async def test_transport_error_is_logged_at_error(twilio_settings: Settings, cap
         with pytest.raises(ServiceUnavailable):
             await gateway.start(NUMBER)
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "provider_error"]
-    assert record.levelno == logging.ERROR and record.provider == "twilio"  # type: ignore[attr-defined]
+    assert record.levelno == logging.ERROR and record.provider == "twilio"
     assert leaks(caplog.records, NUMBER, NUMBER[2:]) == []
 
 

@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
+from tests.support import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
 from webapp.identity.passwords import prehash
 from webapp.settings import Settings
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, csrf, login, register, signed_in_client
+from tests.support import CLIENT_KINDS, csrf, login, register, signed_in_client
 from webapp.db import sync_url
 from webapp.settings import ConfigError, Settings, load_settings
 

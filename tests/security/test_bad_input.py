@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, count, csrf, login, register, sql
+from tests.support import CLIENT_KINDS, PARTIAL, PASSWORD, count, csrf, login, register, sql
 from webapp import create_app
 from webapp.identity.usernames import USERNAME_RE, canonical
 from webapp.settings import Settings

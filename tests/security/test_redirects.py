@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import BOOSTED, PARTIAL, PASSWORD, csrf, login, register
+from tests.support import BOOSTED, PARTIAL, PASSWORD, csrf, login, register
 from webapp.security.redirects import DEFAULT_NEXT, safe_next
 
 # Django's tests/utils_tests/test_http.py, IsSafeURLTests.test_bad_urls.
@@ -53,7 +53,7 @@ GOOD = ["/profile", "/settings?tab=1", "/settings?tab=1&x=%2F%2Fevil.example", "
 
 @pytest.fixture
 def alice(client: TestClient) -> TestClient:
-    assert register(client).status_code == 303  # type: ignore[attr-defined]
+    assert register(client).status_code == 303
     return client
 
 

@@ -9,10 +9,14 @@ import pytest
 import time_machine
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
-from tests.test_twofactor_kit import (
+from tests.support import (
+    CLIENT_KINDS,
+    PARTIAL,
+    PASSWORD,
     PHONE,
     CountingVerify,
+    csrf,
+    csrf_from,
     enroll,
     events,
     execute,
@@ -20,11 +24,16 @@ from tests.test_twofactor_kit import (
     form_post,
     latest_challenge,
     location,
+    login,
+    login_with_recovery,
     logout,
     path_of,
+    recovery_rows,
     rows,
+    signed_in_client,
     signup,
     start_enroll,
+    stepup,
     user_row,
 )
 from webapp import create_app
@@ -34,26 +43,6 @@ from webapp.settings import Settings
 @pytest.fixture
 def verify() -> CountingVerify:
     return CountingVerify()
-
-
-def recovery_rows(settings: Settings, username: str = "alice") -> list[dict[str, object]]:
-    return rows(settings, "SELECT r.* FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE u.username = :u",
-                u=username)
-
-
-def login_with_recovery(client: TestClient, code: str, username: str = "alice") -> object:
-    r = login(client, username)
-    assert path_of(r) == "/login/verify", r.text  # type: ignore[attr-defined]
-    page = client.get("/login/recovery")
-    assert page.status_code == 200
-    return form_post(client, "/login/recovery", page.text, {"recovery_code": code})
-
-
-def stepup(client: TestClient, action: str, password: str = PASSWORD, headers: dict[str, str] | None = None
-           ) -> object:
-    page = client.get(f"/2fa/{action}")
-    assert page.status_code == 200, page.text
-    return follow(client, form_post(client, f"/2fa/{action}", page.text, {"password": password}, headers))
 
 
 def test_enrollment_shows_the_sms_risk_notice(client: TestClient) -> None:
@@ -120,7 +109,7 @@ def test_recovery_code_login_single_use_interstitial_and_regeneration(
     logout(client)
     checks = len(verify.checks)
     r = login_with_recovery(client, codes[0].lower().replace("-", " "))
-    assert r.status_code == 303 and location(r) == "/2fa/recovery-used"  # type: ignore[attr-defined]
+    assert r.status_code == 303 and location(r) == "/2fa/recovery-used"
     page = client.get("/2fa/recovery-used")
     assert page.status_code == 200 and "<strong>9</strong>" in page.text
     for link in ("/2fa/recovery-codes", "/2fa/phone", "/2fa/disable"):
@@ -129,25 +118,25 @@ def test_recovery_code_login_single_use_interstitial_and_regeneration(
     assert len(verify.checks) == checks  # recovery codes never reach Twilio
     logout(client)
     r = login_with_recovery(client, codes[0])
-    assert r.status_code == 422 and "isn&#39;t right" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "isn&#39;t right" in r.text
     assert latest_challenge(settings)["failed_checks"] == 1
     page = client.get("/login/recovery")
     r = form_post(client, "/login/recovery", page.text, {"recovery_code": codes[1]})
     assert location(r) == "/2fa/recovery-used"
     # Regenerate: a wrong password changes nothing.
     r = stepup(client, "recovery-codes", password="not-the-password-123")
-    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert r.status_code == 422
     assert len([x for x in recovery_rows(settings) if x["used_at"] is None]) == 8
     r = stepup(client, "recovery-codes")
-    assert r.status_code == 200  # type: ignore[attr-defined]
-    assert r.headers["Cache-Control"] == "no-store"  # type: ignore[attr-defined]
-    new_codes = re.findall(r"<code>([0-9A-Z-]{19})</code>", r.text)  # type: ignore[attr-defined]
+    assert r.status_code == 200
+    assert r.headers["Cache-Control"] == "no-store"
+    new_codes = re.findall(r"<code>([0-9A-Z-]{19})</code>", r.text)
     assert len(new_codes) == 10 and not set(new_codes) & set(codes)
     assert len(recovery_rows(settings)) == 10
     assert rows(settings, "SELECT * FROM security_notices WHERE kind = 'codes_regenerated'")
     logout(client)
     r = login_with_recovery(client, codes[2])
-    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert r.status_code == 422
     page = client.get("/login/recovery")
     r = form_post(client, "/login/recovery", page.text, {"recovery_code": new_codes[0]})
     assert location(r) == "/2fa/recovery-used"
@@ -196,12 +185,12 @@ def test_disable_needs_password_and_code(client: TestClient, settings: Settings,
     assert user_row(settings)["mfa_enabled"]
     assert len(verify.starts) == sends
     r = stepup(client, "disable")
-    assert r.status_code == 200  # type: ignore[attr-defined]
+    assert r.status_code == 200
     assert len(verify.starts) == sends + 1
     assert latest_challenge(settings)["purpose"] == "disable"
     user = user_row(settings)
     assert user["mfa_enabled"] and user["phone_e164"] == PHONE
-    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))  # type: ignore[attr-defined]
+    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))
     assert r.status_code == 303 and path_of(r) == "/profile"
     user = user_row(settings)
     assert not user["mfa_enabled"] and user["phone_e164"] is None
@@ -225,7 +214,7 @@ def test_disable_notice_at_next_login(client: TestClient, settings: Settings, ve
     signup(client)
     enroll(client, lambda: verify.code)
     r = stepup(client, "disable")
-    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})  # type: ignore[attr-defined]
+    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})
     # The actor lands on the profile: the warning is not theirs to dismiss.
     acting = " ".join(client.get(location(r)).text.split())
     assert "turned off for your account" not in acting
@@ -251,7 +240,7 @@ def test_enabling_signs_out_other_sessions_but_not_this_one(client: TestClient, 
     assert other_client.get("/profile").status_code == 200
     with time_machine.travel(datetime.now(UTC) + timedelta(seconds=31), tick=False):
         r = stepup(client, "disable")
-        r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})  # type: ignore[attr-defined]
+        r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})
         assert path_of(r) == "/profile"
         assert client.get("/profile").status_code == 200
         assert path_of(other_client.get("/profile")) == "/login"
@@ -264,7 +253,7 @@ def test_change_phone_needs_old_and_new_codes(client: TestClient, settings: Sett
     enroll(client, lambda: verify.code)
     r = stepup(client, "phone")
     assert verify.starts[-1] == (PHONE, "sms")
-    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))  # type: ignore[attr-defined]
+    r = follow(client, form_post(client, "/2fa/verify", r.text, {"code": verify.code}))
     assert r.status_code == 200 and 'name="phone"' in r.text
     r = follow(client, form_post(client, "/2fa/phone-number", r.text, {"region": "GB", "phone": "07400 123456"}))
     assert r.status_code == 200, r.text
@@ -370,10 +359,10 @@ def test_partial_step_up_errors_are_fragments(client: TestClient, settings: Sett
     """R-H2: wrong step-up password over htmx → 422 fragment for #twofa, no <html."""
     signup(client)
     r = stepup(client, "enable", password="wrong-password-wrong", headers=PARTIAL)
-    assert r.status_code == 422 and "<html" not in r.text and 'id="twofa"' in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "<html" not in r.text and 'id="twofa"' in r.text
     r = stepup(client, "enable", headers=PARTIAL)
-    assert r.status_code == 200 and "<html" not in r.text  # type: ignore[attr-defined]
-    r = form_post(client, "/2fa/phone-number", r.text, {"region": "US", "phone": "12345"},  # type: ignore[attr-defined]
+    assert r.status_code == 200 and "<html" not in r.text
+    r = form_post(client, "/2fa/phone-number", r.text, {"region": "US", "phone": "12345"},
                   PARTIAL)
     assert r.status_code == 422 and "<html" not in r.text
     assert csrf_from(r.text)

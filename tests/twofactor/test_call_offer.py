@@ -10,8 +10,7 @@ import pytest
 import time_machine
 from starlette.testclient import TestClient
 
-from tests.helpers import PARTIAL, login
-from tests.test_twofactor_kit import CountingVerify, execute, make_2fa_user, token_post
+from tests.support import PARTIAL, CountingVerify, execute, login, make_2fa_user, token_post
 from webapp.settings import Settings
 from webapp.verify import Channel, TooManySends, Verification
 
@@ -47,7 +46,7 @@ def test_call_is_offered_from_the_start_with_the_resend_countdown(client: TestCl
                                                                  headers: dict[str, str]) -> None:
     make_2fa_user(client, settings)
     r = login(client, headers=headers)
-    page = r.text if headers else client.get("/login/verify").text  # type: ignore[attr-defined]
+    page = r.text if headers else client.get("/login/verify").text
     call = call_button(page)
     assert call is not None, page
     resend = RESEND.search(page)

@@ -6,15 +6,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.fakeverify.plugin import FakeVerify
-from tests.helpers import PASSWORD, csrf, login
-from tests.test_twofactor_kit import (
+from tests.support import (
+    PASSWORD,
     CountingVerify,
+    csrf,
     enroll,
     fake_code,
     follow,
     form_post,
     latest_challenge,
     location,
+    login,
     make_2fa_user,
     path_of,
     signup,
@@ -138,7 +140,7 @@ def test_k12_next_comes_from_the_challenge_not_the_query(client: TestClient, set
     """K12 (R-R2): `next` is stored with the challenge; a query `next` at the code step is ignored."""
     make_2fa_user(client, settings)
     r = login(client, next="/profile?tab=1")
-    assert "next=" not in location(r)  # type: ignore[arg-type]
+    assert "next=" not in location(r)
     r = client.post("/login/verify?next=https://evil.example&remember=1",
                     data={"csrf_token": csrf(client, "/login"), "code": verify.code})
     assert location(r) == "/profile?tab=1"
@@ -152,7 +154,7 @@ def test_k13_no_voice_fallback_on_errors(tw_client: TestClient, tw_settings: Set
     make_2fa_user(tw_client, tw_settings)
     fake_verify.fault("start", status=status, code=code, times=2)
     r = login(tw_client)
-    assert r.status_code in (422, 429, 503)  # type: ignore[attr-defined]
+    assert r.status_code in (422, 429, 503)
     r = tw_client.post("/login/resend", data={"csrf_token": csrf(tw_client, "/login/verify")})
     assert r.status_code in (422, 429, 503)
     assert {s["form"]["Channel"] for s in fake_verify.requests("start")} == {"sms"}

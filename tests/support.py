@@ -1,25 +1,96 @@
-"""Shared tools for the two-factor tests (no tests here): counting Verify backend, DB peeks, enrollment flows."""
+"""Everything the tests share, typed: the client kinds (htmx style guide §2.1), CSRF tokens read from forms,
+account and two-step flows, a counting Verify backend, database peeks, and the Twilio-fake fixtures."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tests.fakeverify.plugin import FakeVerify
-from tests.helpers import PASSWORD, csrf, csrf_from, login, register
 from webapp import create_app
 from webapp.db import sync_url
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 from webapp.verify.gateway import Channel, CheckResult, Verification
+
+Response = httpx2.Response
+
+NO_JS: dict[str, str] = {}
+BOOSTED = {"HX-Request": "true", "HX-Boosted": "true", "HX-Request-Type": "full"}
+PARTIAL = {"HX-Request": "true", "HX-Request-Type": "partial"}
+# What htmx 4.0.1 really sends on Back/Forward: no HX-Request header (observed in Chromium).
+RESTORE = {"HX-History-Restore-Request": "true", "HX-Request-Type": "full"}
+CLIENT_KINDS = {"no-js": NO_JS, "boosted": BOOSTED, "partial": PARTIAL}
+
+PASSWORD = "violet-harbour-lantern-47"
+
+_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF_RE.search(html)
+    assert match, "no csrf_token field in the page"
+    return match.group(1)
+
+
+def csrf(client: TestClient, path: str = "/login") -> str:
+    response = client.get(path)
+    return csrf_from(response.text)
+
+
+def post(client: TestClient, path: str, data: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+         page: str = "/login") -> Response:
+    token = csrf(client, page)
+    return client.post(path, data={"csrf_token": token, **(data or {})}, headers=headers or {})
+
+
+def register(client: TestClient, username: str = "alice", password: str = PASSWORD, email: str = "a@example.com",
+             headers: dict[str, str] | None = None) -> Response:
+    token = csrf(client, "/register")
+    return client.post("/register", headers=headers or {}, data={
+        "csrf_token": token, "username": username, "email": email, "password": password,
+        "password_confirm": password,
+    })
+
+
+def login(client: TestClient, username: str = "alice", password: str = PASSWORD, headers: dict[str, str] | None = None,
+          **extra: str) -> Response:
+    token = csrf(client, "/login")
+    return client.post("/login", headers=headers or {}, data={
+        "csrf_token": token, "username": username, "password": password, **extra,
+    })
+
+
+def signed_in_client(client: TestClient, username: str = "alice") -> TestClient:
+    r = register(client, username, email=f"{username}@example.com")
+    assert r.status_code == 303, r.text
+    r = login(client, username)
+    assert r.status_code == 303, r.text
+    return client
+
+
+def sql(settings: Settings, query: str, **params: Any) -> list[Any]:
+    """Read the test database directly, through a synchronous driver."""
+    engine = create_engine(sync_url(settings.database_url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(query), params).all())
+    finally:
+        engine.dispose()
+
+
+def count(settings: Settings, table: str) -> int:
+    return int(sql(settings, f"SELECT count(*) FROM {table}")[0][0])  # noqa: S608 - table names are fixed in tests
+
 
 PHONE = "+14155550123"
 CODE_RE = re.compile(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>")
@@ -99,24 +170,24 @@ def cookie_payload(client: TestClient, settings: Settings) -> dict[str, Any]:
 
 
 def form_post(client: TestClient, path: str, page_html: str, data: dict[str, str] | None = None,
-              headers: dict[str, str] | None = None) -> Any:
+              headers: dict[str, str] | None = None) -> Response:
     return client.post(path, data={"csrf_token": csrf_from(page_html), **(data or {})}, headers=headers or {})
 
 
 def token_post(client: TestClient, path: str, data: dict[str, str] | None = None,
-               headers: dict[str, str] | None = None, page: str = "/profile") -> Any:
+               headers: dict[str, str] | None = None, page: str = "/profile") -> Response:
     """POST with a CSRF token read from `page` (the current cookie's token)."""
     return client.post(path, data={"csrf_token": csrf(client, page), **(data or {})}, headers=headers or {})
 
 
-def follow(client: TestClient, response: Any) -> Any:
+def follow(client: TestClient, response: Response) -> Response:
     """Without JavaScript a step answers POST → 303 → GET /2fa (PRG); follow that one hop like a browser."""
     if response.status_code == 303 and response.headers["location"].split("?")[0] == "/2fa":
         return client.get(response.headers["location"])
     return response
 
 
-def start_enroll(client: TestClient, phone: str = "(415) 555-0123", region: str = "US") -> Any:
+def start_enroll(client: TestClient, phone: str = "(415) 555-0123", region: str = "US") -> Response:
     """Signed-in client: step-up with the password, submit the number; returns the response to the number."""
     r = client.get("/2fa/enable")
     assert r.status_code == 200, r.text
@@ -125,7 +196,8 @@ def start_enroll(client: TestClient, phone: str = "(415) 555-0123", region: str 
     return follow(client, form_post(client, "/2fa/phone-number", r.text, {"region": region, "phone": phone}))
 
 
-def enroll(client: TestClient, code_for: Any, phone: str = "(415) 555-0123", region: str = "US") -> list[str]:
+def enroll(client: TestClient, code_for: Callable[[], str], phone: str = "(415) 555-0123",
+           region: str = "US") -> list[str]:
     """Full enrollment; `code_for()` returns the latest code. Returns the 10 recovery codes."""
     r = start_enroll(client, phone, region)
     assert r.status_code == 200, r.text
@@ -138,15 +210,15 @@ def enroll(client: TestClient, code_for: Any, phone: str = "(415) 555-0123", reg
 
 def signup(client: TestClient, username: str = "alice") -> None:
     r = register(client, username, email=f"{username}@example.com")
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert r.status_code == 303, r.text
     r = login(client, username)
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert r.status_code == 303, r.text
 
 
 def make_2fa_user(client: TestClient, settings: Settings, username: str = "alice", phone: str = PHONE) -> None:
     """A registered user with 2FA on (set in the DB, for login-step tests); the client ends signed out."""
     r = register(client, username, email=f"{username}@example.com")
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+    assert r.status_code == 303, r.text
     execute(settings, "UPDATE users SET mfa_enabled = :t, phone_e164 = :p WHERE username = :u",
             t=True, p=phone, u=username)
     client.cookies.clear()
@@ -157,12 +229,12 @@ def logout(client: TestClient) -> None:
     assert r.status_code == 303, r.text
 
 
-def location(response: Any) -> str:
+def location(response: Response) -> str:
     loc: str = response.headers.get("location") or response.headers.get("hx-redirect") or ""
     return loc
 
 
-def path_of(response: Any) -> str:
+def path_of(response: Response) -> str:
     return location(response).split("?")[0]
 
 
@@ -194,3 +266,37 @@ def fake_code(fake: FakeVerify, settings: Settings, username: str = "alice") -> 
     sid = latest_challenge(settings, username)["verification_sid"]
     assert sid, "no verification started"
     return fake.code_for(sid)
+
+
+def code_post(client: TestClient, code: str, headers: dict[str, str] | None = None, path: str = "/login/verify"
+              ) -> Response:
+    return client.post(path, data={"csrf_token": csrf(client, "/login"), "code": code}, headers=headers or {})
+
+
+def password_step(client: TestClient, username: str = "alice", headers: dict[str, str] | None = None) -> Response:
+    r = login(client, username, headers=headers)
+    return r
+
+
+def wrong(verify: CountingVerify) -> str:
+    return "000000" if verify.code != "000000" else "111111"
+
+
+def recovery_rows(settings: Settings, username: str = "alice") -> list[dict[str, object]]:
+    return rows(settings, "SELECT r.* FROM recovery_codes r JOIN users u ON u.id = r.user_id WHERE u.username = :u",
+                u=username)
+
+
+def login_with_recovery(client: TestClient, code: str, username: str = "alice") -> Response:
+    r = login(client, username)
+    assert path_of(r) == "/login/verify", r.text
+    page = client.get("/login/recovery")
+    assert page.status_code == 200
+    return form_post(client, "/login/recovery", page.text, {"recovery_code": code})
+
+
+def stepup(client: TestClient, action: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+           ) -> Response:
+    page = client.get(f"/2fa/{action}")
+    assert page.status_code == 200, page.text
+    return follow(client, form_post(client, f"/2fa/{action}", page.text, {"password": password}, headers))

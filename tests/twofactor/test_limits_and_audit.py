@@ -21,30 +21,33 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tests.fakeverify.plugin import FakeVerify
-from tests.helpers import PASSWORD, csrf, login
-from tests.test_twofactor_kit import (
+from tests.support import (
+    PASSWORD,
     PHONE,
     CountingVerify,
     challenges_of,
+    code_post,
+    csrf,
     events,
     execute,
     fake_code,
     form_post,
     latest_challenge,
     location,
+    login,
     logout,
     make_2fa_user,
     path_of,
     rows,
     signup,
+    stepup,
     token_post,
     tw_app,
     tw_client,
     tw_settings,
     user_row,
+    wrong,
 )
-from tests.test_twofactor_login import code_post, wrong
-from tests.test_twofactor_manage import stepup
 from webapp import create_app
 from webapp.security.audit import JsonFormatter
 from webapp.settings import Settings
@@ -167,10 +170,10 @@ def test_r_o9_daily_send_cap_per_user_across_challenges(settings: Settings, veri
         assert len(verify.starts) == 3
         traveller.shift(timedelta(minutes=1))
         r = login(c)  # send 4: over the cap
-        assert r.status_code == 429, r.text  # type: ignore[attr-defined]
-        retry_after = int(r.headers["Retry-After"])  # type: ignore[attr-defined]
+        assert r.status_code == 429, r.text
+        retry_after = int(r.headers["Retry-After"])
         assert 86400 - 200 < retry_after <= 86400  # the window opened with the first send, 2.5 minutes ago
-        assert "today's limit of codes" in unescaped(r.text)  # type: ignore[attr-defined]
+        assert "today's limit of codes" in unescaped(r.text)
         assert len(verify.starts) == 3
         ch = latest_challenge(capped)
         assert ch["sends"] == 0 and ch["last_sent_at"] is None and ch["invalidated_at"] is None
@@ -184,7 +187,7 @@ def test_r_o9_daily_send_cap_per_user_across_challenges(settings: Settings, veri
         assert all(e["outcome"] == "failure" for e in hits)
         traveller.shift(timedelta(days=1))
         r = login(c)
-        assert location(r) == "/login/verify", r.text  # type: ignore[attr-defined]
+        assert location(r) == "/login/verify", r.text
         assert len(verify.starts) == 4
         r = code_post(c, verify.code)
         assert location(r) == "/profile"
@@ -249,13 +252,13 @@ def test_r_a1_r_a2_scenario_events_in_order_with_required_fields(
     caplog.set_level(logging.INFO, logger="webapp.audit")
     caplog.clear()
     r = login(client, password=PASSWORD + "x")
-    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert r.status_code == 422
     assert location(login(client)) == "/login/verify"
-    assert code_post(client, wrong(verify)).status_code == 422  # type: ignore[attr-defined]
+    assert code_post(client, wrong(verify)).status_code == 422
     assert location(code_post(client, verify.code)) == "/profile"
     r = stepup(client, "disable")
-    assert r.status_code == 200  # type: ignore[attr-defined]
-    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})  # type: ignore[attr-defined]
+    assert r.status_code == 200
+    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})
     assert path_of(r) == "/profile"
     assert not user_row(settings)["mfa_enabled"]
     logout(client)

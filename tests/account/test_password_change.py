@@ -5,7 +5,7 @@ from __future__ import annotations
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from tests.helpers import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
+from tests.support import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
 
 NEW = "amber-quarry-nocturne-93"
 

@@ -8,21 +8,28 @@ import pytest
 import time_machine
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, NO_JS, PARTIAL, PASSWORD, csrf, login
-from tests.test_twofactor_kit import (
+from tests.support import (
+    CLIENT_KINDS,
+    NO_JS,
+    PARTIAL,
+    PASSWORD,
     PHONE,
     CountingVerify,
     challenges_of,
+    code_post,
     cookie_payload,
+    csrf,
     events,
     execute,
     latest_challenge,
     location,
     make_2fa_user,
+    password_step,
     path_of,
     rows,
     token_post,
     user_row,
+    wrong,
 )
 from webapp.settings import Settings
 
@@ -30,20 +37,6 @@ from webapp.settings import Settings
 @pytest.fixture
 def verify() -> CountingVerify:
     return CountingVerify()
-
-
-def code_post(client: TestClient, code: str, headers: dict[str, str] | None = None, path: str = "/login/verify"
-              ) -> object:
-    return client.post(path, data={"csrf_token": csrf(client, "/login"), "code": code}, headers=headers or {})
-
-
-def password_step(client: TestClient, username: str = "alice", headers: dict[str, str] | None = None) -> object:
-    r = login(client, username, headers=headers)
-    return r
-
-
-def wrong(verify: CountingVerify) -> str:
-    return "000000" if verify.code != "000000" else "111111"
 
 
 @pytest.mark.parametrize("kind", list(CLIENT_KINDS))
@@ -55,20 +48,20 @@ def test_password_then_code_signs_in_for_each_client_kind(client: TestClient, se
     r = password_step(client, headers=headers)
     assert len(verify.starts) == 1 and verify.starts[0] == (PHONE, "sms")
     if kind == "partial":
-        assert r.status_code == 200 and "<html" not in r.text  # type: ignore[attr-defined]
-        assert r.headers["HX-Push-Url"] == "/login/verify"  # type: ignore[attr-defined]
-        assert 'autocomplete="one-time-code"' in r.text and 'inputmode="numeric"' in r.text  # type: ignore[attr-defined]
+        assert r.status_code == 200 and "<html" not in r.text
+        assert r.headers["HX-Push-Url"] == "/login/verify"
+        assert 'autocomplete="one-time-code"' in r.text and 'inputmode="numeric"' in r.text
     elif kind == "boosted":
         assert path_of(r) == "/login/verify"  # boosted: a full-page navigation (HX-Redirect)
     else:
-        assert r.status_code == 303 and location(r) == "/login/verify"  # type: ignore[attr-defined]
+        assert r.status_code == 303 and location(r) == "/login/verify"
     # Pending grants nothing (R-O15).
     assert path_of(client.get("/profile")) == "/login"
     r = code_post(client, verify.code, headers)
     if headers.get("HX-Request"):
-        assert r.status_code == 200 and r.headers["HX-Redirect"] == "/profile"  # type: ignore[attr-defined]
+        assert r.status_code == 200 and r.headers["HX-Redirect"] == "/profile"
     else:
-        assert r.status_code == 303 and location(r) == "/profile"  # type: ignore[attr-defined]
+        assert r.status_code == 303 and location(r) == "/profile"
     assert client.get("/profile").status_code == 200
     ch = latest_challenge(settings)
     assert ch["consumed_at"] is not None
@@ -105,19 +98,19 @@ def test_five_wrong_codes_end_the_attempt_and_cookie_replay_does_not_reset(
     bad = wrong(verify)
     for attempt in range(1, 5):
         r = code_post(client, bad)
-        assert r.status_code == 422, r.text  # type: ignore[attr-defined]
+        assert r.status_code == 422, r.text
         left = 5 - attempt
-        assert f"{left} attempt" in r.text  # type: ignore[attr-defined]
+        assert f"{left} attempt" in r.text
     assert latest_challenge(settings)["failed_checks"] == 4
     r = code_post(client, bad)
-    assert r.status_code == 303 and location(r) == "/login?notice=too-many-attempts"  # type: ignore[attr-defined]
+    assert r.status_code == 303 and location(r) == "/login?notice=too-many-attempts"
     assert "Too many wrong codes" in client.get(location(r)).text
     assert latest_challenge(settings)["invalidated_at"] is not None
     checks_before = len(verify.checks)
     client.cookies.clear()
     client.cookies.update(pending)
     r = code_post(client, verify.code)
-    assert r.status_code == 303 and path_of(r) == "/login"  # type: ignore[attr-defined]
+    assert r.status_code == 303 and path_of(r) == "/login"
     assert len(verify.checks) == checks_before
     assert path_of(client.get("/profile")) == "/login"
     assert user_row(settings)["mfa_failed_count"] == 5
@@ -130,7 +123,7 @@ def test_resend_does_not_reset_counters(client: TestClient, settings: Settings, 
         password_step(client)
         bad = wrong(verify)
         for _ in range(4):
-            assert code_post(client, bad).status_code == 422  # type: ignore[attr-defined]
+            assert code_post(client, bad).status_code == 422
         traveller.shift(timedelta(seconds=31))
         r = token_post(client, "/login/resend", page="/login/verify")
         assert r.status_code == 200, r.text
@@ -152,23 +145,23 @@ def test_user_lock_at_ten_failures_blocks_sends_until_cooldown_then_success_rese
             bad = wrong(verify)
             for _ in range(5):
                 r = code_post(client, bad)
-        assert path_of(r) == "/login"  # type: ignore[arg-type]
+        assert path_of(r) == "/login"
         assert user_row(settings)["mfa_locked_until"] is not None
         assert events(settings, "mfa_lock")
         sends = len(verify.starts)
         r = password_step(client)
-        assert r.status_code == 429  # type: ignore[attr-defined]
-        assert "temporarily locked" in r.text  # type: ignore[attr-defined]
-        assert "Retry-After" in r.headers  # type: ignore[attr-defined]
+        assert r.status_code == 429
+        assert "temporarily locked" in r.text
+        assert "Retry-After" in r.headers
         assert len(verify.starts) == sends
         traveller.shift(timedelta(seconds=settings.mfa_lock_s + 1))
         r = password_step(client)
-        assert r.status_code == 303, r.text  # type: ignore[attr-defined]
+        assert r.status_code == 303, r.text
         assert len(verify.starts) == sends + 1
         code_post(client, wrong(verify))
         assert user_row(settings)["mfa_failed_count"] == 1
         r = code_post(client, verify.code)
-        assert location(r) == "/profile"  # type: ignore[arg-type]
+        assert location(r) == "/profile"
     assert user_row(settings)["mfa_failed_count"] == 0
     assert user_row(settings)["mfa_locked_until"] is None
 
@@ -236,7 +229,7 @@ def test_second_password_step_replaces_the_first_users_challenge(
     assert latest_challenge(settings, "alice")["invalidated_at"] is not None
     assert alice_sid in verify.cancels
     r = code_post(client, verify.code)
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
     page = client.get("/profile").text
     assert "bob" in page.lower()
 
@@ -260,9 +253,9 @@ def test_partial_errors_are_fragments_and_plain_errors_are_pages(
     password_step(client, headers=PARTIAL)
     bad = wrong(verify)
     r = code_post(client, bad, PARTIAL)
-    assert r.status_code == 422 and "<html" not in r.text and 'id="auth-step"' in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "<html" not in r.text and 'id="auth-step"' in r.text
     r = code_post(client, bad, NO_JS)
-    assert r.status_code == 422 and "<html" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "<html" in r.text
     # Resend within the cooldown: 429 with Retry-After, still a fragment (R-O9, R-H2).
     r = client.post("/login/resend", data={"csrf_token": csrf(client, "/login/verify")}, headers=PARTIAL)
     assert r.status_code == 429 and "<html" not in r.text and int(r.headers["Retry-After"]) > 0
@@ -276,13 +269,13 @@ def test_malformed_code_counts_without_a_check_call(client: TestClient, settings
     make_2fa_user(client, settings)
     password_step(client)
     r = code_post(client, "12ab56")
-    assert r.status_code == 422 and "6-digit code" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "6-digit code" in r.text
     assert verify.checks == []
     assert latest_challenge(settings)["failed_checks"] == 1
     assert user_row(settings)["mfa_failed_count"] == 1
     code = verify.code
     r = code_post(client, f"{code[:3]} {code[3:]}")
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
 
 
 def test_cancel_discards_the_challenge(client: TestClient, settings: Settings, verify: CountingVerify) -> None:

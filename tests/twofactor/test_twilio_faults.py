@@ -11,16 +11,18 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.fakeverify.plugin import FakeVerify
-from tests.helpers import PARTIAL, csrf, login
-from tests.test_twofactor_kit import (
+from tests.support import (
+    PARTIAL,
     PHONE,
     challenges_of,
     cookie_payload,
+    csrf,
     enroll,
     events,
     fake_code,
     latest_challenge,
     location,
+    login,
     make_2fa_user,
     path_of,
     rows,
@@ -50,13 +52,13 @@ def test_check_is_by_verification_sid_only(tw_client: TestClient, tw_settings: S
     """R-O8, K3, D-5: the check goes to /VerificationCheck with exactly Code + VerificationSid, no To."""
     make_2fa_user(tw_client, tw_settings)
     r = login(tw_client)
-    assert location(r) == "/login/verify"  # type: ignore[arg-type]
+    assert location(r) == "/login/verify"
     sid = latest_challenge(tw_settings)["verification_sid"]
     assert sid and sid.startswith("VE")
     start = fake_verify.requests("start")[0]["form"]
     assert start["To"] == PHONE and start["Channel"] == "sms" and "CustomCode" not in start
     r = code_post(tw_client, fake_verify.code_for(sid))
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
     checks = fake_verify.requests("check")
     assert len(checks) == 1
     assert checks[0]["path"].endswith("/VerificationCheck")
@@ -87,7 +89,7 @@ def test_check_answers_that_end_the_attempt(tw_client: TestClient, tw_settings: 
     right = fake_code(fake_verify, tw_settings)
     fake_verify.fault("check", status=status, code=code)
     r = code_post(tw_client, right)
-    assert r.status_code == 303 and location(r) == f"/login?notice={notice}"  # type: ignore[attr-defined]
+    assert r.status_code == 303 and location(r) == f"/login?notice={notice}"
     assert latest_challenge(tw_settings)["invalidated_at"] is not None
     assert signed_in_sessions(tw_settings) == []
     assert path_of(tw_client.get("/profile")) == "/login"
@@ -100,7 +102,7 @@ def test_pending_check_is_a_wrong_code(tw_client: TestClient, tw_settings: Setti
     login(tw_client)
     right = fake_code(fake_verify, tw_settings)
     r = code_post(tw_client, "000000" if right != "000000" else "111111")
-    assert r.status_code == 422  # type: ignore[attr-defined]
+    assert r.status_code == 422
     assert latest_challenge(tw_settings)["failed_checks"] == 1
     assert signed_in_sessions(tw_settings) == []
 
@@ -121,14 +123,14 @@ def test_provider_failure_on_check_fails_closed_and_keeps_the_challenge(
     right = fake_code(fake_verify, tw_settings)
     fake_verify.fault("check", **fault)  # type: ignore[arg-type]
     r = code_post(tw_client, right, PARTIAL)
-    assert r.status_code == 503, r.text  # type: ignore[attr-defined]
-    assert "<html" not in r.text and "couldn&#39;t reach the SMS service" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 503, r.text
+    assert "<html" not in r.text and "couldn&#39;t reach the SMS service" in r.text
     ch = latest_challenge(tw_settings)
     assert ch["failed_checks"] == 0 and ch["invalidated_at"] is None and ch["consumed_at"] is None
     assert user_row(tw_settings)["mfa_failed_count"] == 0
     assert signed_in_sessions(tw_settings) == []
     r = code_post(tw_client, right)
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
 
 
 SEND_ROWS = [
@@ -156,9 +158,9 @@ def test_send_errors_at_the_password_step(tw_client: TestClient, tw_settings: Se
     make_2fa_user(tw_client, tw_settings)
     fake_verify.fault("start", **fault)  # type: ignore[arg-type]
     r = login(tw_client, headers=PARTIAL)
-    assert r.status_code == status, r.text  # type: ignore[attr-defined]
-    assert message in r.text and "<html" not in r.text  # type: ignore[attr-defined]
-    assert ("Call me instead" in r.text) is call  # type: ignore[attr-defined]
+    assert r.status_code == status, r.text
+    assert message in r.text and "<html" not in r.text
+    assert ("Call me instead" in r.text) is call
     starts = fake_verify.requests("start")
     assert all(s["form"]["Channel"] == "sms" for s in starts)
     assert len(starts) == (2 if fault.get("code") == 20429 else 1)  # one retry, only after 20429 (R-X5)
@@ -174,7 +176,7 @@ def test_single_20429_is_retried_once(tw_client: TestClient, tw_settings: Settin
     make_2fa_user(tw_client, tw_settings)
     fake_verify.fault("start", status=429, code=20429)
     r = login(tw_client)
-    assert location(r) == "/login/verify"  # type: ignore[arg-type]
+    assert location(r) == "/login/verify"
     assert len(fake_verify.requests("start")) == 2
 
 
@@ -183,13 +185,13 @@ def test_landline_offers_an_explicit_call(tw_client: TestClient, tw_settings: Se
     """R-O11: 60205 → "Call me instead"; POST /login/call sends one call on the same challenge."""
     make_2fa_user(tw_client, tw_settings, phone="+15005550006")
     r = login(tw_client)
-    assert r.status_code == 422 and "Call me instead" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 422 and "Call me instead" in r.text
     r = token_post(tw_client, "/login/call", page="/login/verify")
     assert r.status_code == 200, r.text
     starts = fake_verify.requests("start")
     assert [s["form"]["Channel"] for s in starts] == ["sms", "call"]
     r = code_post(tw_client, fake_code(fake_verify, tw_settings))
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
 
 
 @pytest.mark.parametrize("code", [60203, 60410, 60212])
@@ -199,7 +201,7 @@ def test_no_call_after_blocking_errors(tw_client: TestClient, tw_settings: Setti
     make_2fa_user(tw_client, tw_settings)
     fake_verify.fault("start", status=429 if code != 60410 else 403, code=code)
     r = login(tw_client)
-    assert "Call me instead" not in r.text  # type: ignore[attr-defined]
+    assert "Call me instead" not in r.text
     assert [s["form"]["Channel"] for s in fake_verify.requests("start")] == ["sms"]
     if code == 60410:
         failed = events(tw_settings, "mfa_code_send_failed")
@@ -216,7 +218,7 @@ def test_hung_provider_answers_within_the_timeout(tw_client: TestClient, tw_sett
     began = time.monotonic()
     r = login(tw_client)
     elapsed = time.monotonic() - began
-    assert r.status_code == 503, r.text  # type: ignore[attr-defined]
+    assert r.status_code == 503, r.text
     assert elapsed < tw_settings.twilio_timeout_s + 2.0
     assert len(fake_verify.requests("start")) == 1
     assert latest_challenge(tw_settings)["invalidated_at"] is None
@@ -241,7 +243,7 @@ def test_no_code_or_number_in_logs_cookie_or_database(tw_client: TestClient, tw_
     payload = cookie_payload(tw_client, tw_settings)
     assert set(payload) <= {"sid", "challenge_id", "csrf"}
     r = code_post(tw_client, code())
-    assert location(r) == "/profile"  # type: ignore[arg-type]
+    assert location(r) == "/profile"
     raw_cookie = tw_client.cookies.get(tw_settings.session_cookie) or ""
     # Database drivers at DEBUG and the test client's own httpx records are not the app's logging.
     mine = [rec for rec in caplog.records

@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from tests.helpers import BOOSTED, CLIENT_KINDS, NO_JS, PARTIAL, RESTORE, signed_in_client
+from tests.support import BOOSTED, CLIENT_KINDS, NO_JS, PARTIAL, RESTORE, signed_in_client
 from webapp.htmx import VARY, is_htmx, wants_fragment
 
 ROOT = Path(__file__).resolve().parent.parent

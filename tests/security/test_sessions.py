@@ -18,7 +18,7 @@ from itsdangerous import URLSafeSerializer
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.helpers import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client, sql
+from tests.support import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client, sql
 from webapp import create_app
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
@@ -454,6 +454,6 @@ def test_r_s11_history_restore_after_logout_is_sent_to_login(client: TestClient)
 def test_r_s11_no_template_loads_hx_history_cache() -> None:
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "templates"
+    root = Path(__file__).resolve().parents[2] / "templates"
     for path in root.rglob("*.html"):
         assert "history-cache" not in path.read_text(encoding="utf-8"), path

@@ -7,7 +7,7 @@ import re
 from httpx2 import Response
 from starlette.testclient import TestClient
 
-from tests.helpers import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
+from tests.support import PARTIAL, PASSWORD, csrf, csrf_from, login, signed_in_client
 from webapp.verify.dev import DevVerifyBackend
 
 CODE_RE = re.compile(r"<code>([0-9A-Z]{4}(?:-[0-9A-Z]{4}){3})</code>")

@@ -20,12 +20,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tests.helpers import PARTIAL, PASSWORD, count, csrf, login, register, signed_in_client, sql
+from tests.support import PARTIAL, PASSWORD, count, csrf, login, register, signed_in_client, sql
 from webapp import create_app
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CSRF_MESSAGE = "This form has expired or came from another site. Reload the page and try again."
 HTMX_SHA384 = "Qp9rdC8H7EqOoX+nR0P3RPG2Noji+qdwJlGpfzwQJsfOpp3sGwIdSP9xO3+UlEhn"
 

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from starlette.testclient import TestClient
 
-from tests.helpers import BOOSTED, CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
+from tests.support import BOOSTED, CLIENT_KINDS, PARTIAL, PASSWORD, csrf, login, register, sql
 from webapp.identity import passwords
 from webapp.settings import Settings
 
@@ -49,7 +49,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> CountingBcrypt:
 
 @pytest.fixture
 def alice(client: TestClient) -> Iterator[TestClient]:
-    assert register(client).status_code == 303  # type: ignore[attr-defined]
+    assert register(client).status_code == 303
     yield client
 
 

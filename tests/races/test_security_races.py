@@ -7,11 +7,12 @@ checks the invariant in the database. They run on SQLite and, with TEST_DATABASE
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
+import httpx2
 import pytest
 import time_machine
 from starlette.applications import Starlette
@@ -63,41 +64,41 @@ async def enable_2fa(b: Browser, verify: CountingVerify, phone: str = "(415) 555
 
 # --- 1. A correct password can't undo the owner's change --------------------------------------------------------
 
+async def attacker_signs_in_while(browser: Callable[[], Browser], owner_acts: Callable[[Browser], Awaitable[None]]
+                                  ) -> tuple[Browser, Browser, httpx2.Response]:
+    """The attacker's password is checked against the account as it is; the owner acts before the result lands."""
+    owner, attacker = browser(), browser()
+    await owner.register("alice")
+    assert (await owner.login("alice")).status_code == 303
+    gate = Gate()
+    with hold_password_check(gate):
+        attempt = asyncio.create_task(attacker.login("alice"))
+        await gate.reached.wait()
+        await owner_acts(owner)
+        gate.open()
+        return owner, attacker, await attempt
+
+
 async def test_sign_in_during_sign_out_everywhere_keeps_old_sessions_dead(race_app: Starlette,
                                                                         settings: Settings) -> None:
     async with running(race_app) as browser:
-        owner, laptop, attacker = browser(), browser(), browser()
-        await owner.register("alice")
-        assert (await owner.login("alice")).status_code == 303
-        assert (await laptop.login("alice")).status_code == 303
-        gate = Gate()
-        with hold_password_check(gate):
-            attempt = asyncio.create_task(attacker.login("alice"))
-            await gate.reached.wait()  # the attacker's password is checked; the owner acts now
-            r = await owner.post("/sessions/end-all")
-            assert r.headers["location"].startswith("/login")
-            gate.open()
-            r = await attempt
+        laptop = browser()
+
+        async def sign_out_everywhere(owner: Browser) -> None:
+            assert (await laptop.login("alice")).status_code == 303
+            assert (await owner.post("/sessions/end-all")).headers["location"].startswith("/login")
+
+        owner, attacker, r = await attacker_signs_in_while(browser, sign_out_everywhere)
         assert r.status_code == 422  # checked against the account as it was before: refused, not a session
-        assert not await laptop.signed_in() and not await owner.signed_in()
+        assert not await laptop.signed_in() and not await owner.signed_in() and not await attacker.signed_in()
         assert live_sessions(settings) == 0
 
 
 async def test_sign_in_during_password_change_cannot_restore_the_old_hash(race_app: Starlette,
-                                                                         settings: Settings) -> None:
+                                                                         verify: CountingVerify) -> None:
     async with running(race_app) as browser:
-        owner, attacker = browser(), browser()
-        await owner.register("alice")
-        assert (await owner.login("alice")).status_code == 303
-        gate = Gate()
-        with hold_password_check(gate):
-            attempt = asyncio.create_task(attacker.login("alice"))
-            await gate.reached.wait()
-            r = await owner.post("/account/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                                       "new_password_confirm": NEW_PASSWORD}, page="/account/password")
-            assert r.status_code == 303, r.text
-            gate.open()
-            r = await attempt
+        owner, attacker, r = await attacker_signs_in_while(
+            browser, lambda owner: _owner_changes_password(owner, verify))
         assert r.status_code == 422 and not await attacker.signed_in()
         assert (await browser().login("alice")).status_code == 422  # the old password stays dead
         assert (await browser().login("alice", NEW_PASSWORD)).status_code == 303
@@ -107,20 +108,10 @@ async def test_sign_in_during_password_change_cannot_restore_the_old_hash(race_a
 async def test_sign_in_during_enrollment_cannot_turn_two_step_off(race_app: Starlette, settings: Settings,
                                                                  verify: CountingVerify) -> None:
     async with running(race_app) as browser:
-        owner, attacker = browser(), browser()
-        await owner.register("alice")
-        assert (await owner.login("alice")).status_code == 303
-        gate = Gate()
-        with hold_password_check(gate):
-            attempt = asyncio.create_task(attacker.login("alice"))
-            await gate.reached.wait()
-            await enable_2fa(owner, verify)
-            gate.open()
-            r = await attempt
+        _, attacker, r = await attacker_signs_in_while(browser, lambda owner: enable_2fa(owner, verify))
         assert user_row(settings)["mfa_enabled"] in (True, 1)
         assert user_row(settings)["phone_e164"] == PHONE
-        assert not await attacker.signed_in()
-        assert r.status_code == 422
+        assert r.status_code == 422 and not await attacker.signed_in()
 
 
 # --- 2. Attempt counters never lose an update -------------------------------------------------------------------

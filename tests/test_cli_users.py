@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from tests.cli_kit import cli
+from tests.fakeverify.plugin import FakeVerify
 from tests.helpers import PASSWORD, login, register
 from tests.test_twofactor_kit import (
     PHONE,
@@ -20,11 +21,15 @@ from tests.test_twofactor_kit import (
     make_2fa_user,
     rows,
     signup,
+    tw_app,
+    tw_client,
+    tw_settings,
     user_row,
 )
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
+__all__ = ["tw_app", "tw_client", "tw_settings"]  # fixtures
 ROOT = Path(__file__).resolve().parents[1]
 WRONG = "not-the-password-at-all"
 
@@ -163,3 +168,15 @@ def test_a_disabled_account_is_refused_like_a_wrong_password_and_its_sessions_en
     assert signed_in(other_client)
     assert [e["event"] for e in events(settings) if e["event"].startswith("admin_")] == [
         "admin_user_disabled", "admin_user_enabled"]
+
+
+def test_reset_2fa_cancels_the_verifications_still_open_at_twilio(tw_client: TestClient, tw_settings: Settings,
+                                                                  fake_verify: FakeVerify) -> None:
+    make_2fa_user(tw_client, tw_settings)
+    assert login(tw_client, "alice").headers["location"] == "/login/verify"  # type: ignore[attr-defined]
+    [sid] = [c["verification_sid"] for c in rows(tw_settings, "SELECT verification_sid FROM mfa_challenges")]
+    twilio = {"TWILIO_ACCOUNT_SID": fake_verify.account_sid, "TWILIO_AUTH_TOKEN": fake_verify.auth_token,
+              "TWILIO_VERIFY_SERVICE_SID": fake_verify.service_sid, "TWILIO_VERIFY_BASE_URL": fake_verify.base_url}
+    result = cli(tw_settings, "users", "reset-2fa", "alice", "--yes", **twilio)
+    assert result.exit_code == 0, result.output
+    assert [r["path"].rsplit("/", 1)[1] for r in fake_verify.requests("cancel")] == [sid]

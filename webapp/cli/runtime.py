@@ -20,7 +20,7 @@ from webapp.logging_setup import configure_logging, request_id
 from webapp.operators.accounts import UnknownUser
 from webapp.security.clients import Client
 from webapp.settings import ConfigError, Settings, load_settings
-from webapp.verify import Channel, CheckResult, ServiceUnavailable, Verification, open_gateway
+from webapp.verify import Channel, CheckResult, ServiceUnavailable, Verification, VerifyGateway, open_gateway
 
 T = TypeVar("T")
 log = logging.getLogger("webapp.cli")
@@ -88,11 +88,16 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def domain(settings: Settings, *, verify: bool) -> AsyncIterator[Deps]:
-    """Deps for one command. Verify only when asked: it is used to cancel open verifications, best effort."""
+    """Deps for one command. Verify only when asked: it is used to cancel open verifications, best effort.
+
+    Only Twilio's verifications can be cancelled from here: the development backend keeps its own inside the app.
+    """
     db = Database(settings.database_url)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            gateway = NoVerify() if not verify else await stack.enter_async_context(open_gateway(settings))
+            gateway: VerifyGateway = NoVerify()
+            if verify and settings.twilio_configured:
+                gateway = await stack.enter_async_context(open_gateway(settings))
             # The dummy hash evens out sign-in timing; no operator action checks a password.
             yield Deps(settings=settings, db=db, verify=gateway, dummy_hash="")
     finally:

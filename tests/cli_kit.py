@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
 
 from webapp.cli import main
+from webapp.db import sync_url
+from webapp.health import migration_heads
 from webapp.settings import Settings
 
 TWILIO_VARS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY_SID", "TWILIO_API_KEY_SECRET",
@@ -30,3 +36,21 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 def cli(settings: Settings, *args: str, input: str | None = None, **env: str) -> Result:
     return CliRunner().invoke(main, ["--operator", "ops-tester", *args], env=cli_env(settings, **env), input=input,
                               catch_exceptions=False)
+
+
+@contextlib.contextmanager
+def schema_behind(settings: Settings) -> Iterator[None]:
+    """The database claims an older migration; put back afterwards (PostgreSQL's test database is shared)."""
+    def set_version(version: str) -> None:
+        engine = create_engine(sync_url(settings.database_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+        finally:
+            engine.dispose()
+
+    set_version("0001")
+    try:
+        yield
+    finally:
+        set_version(migration_heads()[0])

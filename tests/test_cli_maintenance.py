@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from tests.cli_kit import cli
-from tests.test_twofactor_kit import events, execute, rows
+from tests.cli_kit import cli, schema_behind
+from tests.test_twofactor_kit import events, rows
 from webapp.db import sync_url, utcnow
 from webapp.health import migration_heads
 from webapp.models import AuthSession, MfaChallenge, SecurityEvent, Throttle, User
@@ -136,8 +136,8 @@ def test_check_config_says_what_is_wrong_and_exits_non_zero(settings: Settings, 
     assert prod.exit_code == 1 and "production needs Twilio Verify" in prod.stdout
     gone = cli(settings, "check-config", DATABASE_URL=f"sqlite:///{tmp_path / 'missing' / 'app.db'}")
     assert gone.exit_code == 1 and "FAIL  database" in gone.stdout and "unable to open" in gone.stdout
-    execute(settings, "UPDATE alembic_version SET version_num = '0001'")
-    behind = cli(settings, "check-config")
+    with schema_behind(settings):
+        behind = cli(settings, "check-config")
     assert behind.exit_code == 1 and "FAIL  schema" in behind.stdout and "run the migrations" in behind.stdout
 
 

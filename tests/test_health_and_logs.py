@@ -12,8 +12,9 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from tests.cli_kit import schema_behind
 from tests.helpers import signed_in_client
-from tests.test_twofactor_kit import events, execute, start_enroll
+from tests.test_twofactor_kit import events, start_enroll
 from webapp import create_app
 from webapp.health import migration_heads
 from webapp.settings import Settings
@@ -33,8 +34,8 @@ def test_readyz_reports_the_schema_at_the_migration_head(client: TestClient) -> 
 
 
 def test_readyz_answers_503_while_the_schema_is_behind(client: TestClient, settings: Settings) -> None:
-    execute(settings, "UPDATE alembic_version SET version_num = '0001'")
-    r = client.get("/readyz")
+    with schema_behind(settings):
+        r = client.get("/readyz")
     assert r.status_code == 503
     reason = r.json()["reason"]
     assert "0001" in reason and migration_heads()[0] in reason and "migrat" in reason

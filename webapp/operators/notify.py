@@ -14,13 +14,6 @@ from webapp.deps import Deps
 
 log = logging.getLogger("webapp.operators")
 
-SUBJECTS = {
-    "mfa_reset": "Two-step verification was turned off for your account",
-    "disabled": "Your account was disabled",
-    "enabled": "Your account was enabled again",
-    "sessions_revoked": "You were signed out everywhere",
-}
-
 
 async def tell_user(deps: Deps, user_id: int, kind: str) -> bool:
     """Queue a mail about `kind` for the user; False while there is no mail outbox to queue it in."""

@@ -72,4 +72,4 @@ bench: install static
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) static/vendor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) static/vendor .pytest_cache .mypy_cache .ruff_cache webapp.egg-info

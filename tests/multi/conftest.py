@@ -47,10 +47,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Resolved now, not in the forked child: other threads (the fake Verify server's) may hold the loader's lock.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:
     """In the child before exec: Linux sends SIGTERM when the test process goes away, however it goes."""
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _env(tmp: Path, fake: FakeVerifyServer) -> dict[str, str]:

@@ -28,8 +28,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 # (the Docker image). Existing pins are kept; to upgrade one package, delete its lines from requirements.lock first.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -c requirements.lock -o requirements-prod.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes -o requirements.lock --quiet
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -c requirements.lock -o requirements-prod.lock --quiet
 
 install: $(VENV)/.installed
 

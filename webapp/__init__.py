@@ -21,6 +21,7 @@ from webapp.errors import http_exception
 from webapp.htmx import redirect
 from webapp.identity.passwords import hash_password
 from webapp.logging_setup import configure_logging
+from webapp.monitoring import MetricsMiddleware
 from webapp.routes import build_routes
 from webapp.security.cookies import SignedCookieMiddleware
 from webapp.security.csrf import CsrfRejected, FetchMetadataMiddleware, audit_refusal
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, verify: VerifyGateway | None = 
         verify: a Verify gateway to use instead of the one the settings select (tests inject fakes).
     """
     settings = settings or load_settings()
-    configure_logging()
+    configure_logging(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, verify: VerifyGateway | None = 
     middleware: list[Any] = [
         # First, so everything below (per-IP limits, audit rows, the Origin check) sees the real client.
         Middleware(TrustedProxyMiddleware, trusted=settings.forwarded_allow_ips),
+        # Outside the headers middleware, so the error pages it renders itself (413, 500) are counted too.
+        Middleware(MetricsMiddleware),
         Middleware(SecurityHeadersMiddleware, max_body_size=MAX_BODY_BYTES),
         Middleware(SignedCookieMiddleware, settings=settings),
         Middleware(FetchMetadataMiddleware),

@@ -25,6 +25,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 WRITE_OPTION = "webapp_write"
 DB_THREADS = 8
+CONNECT_TIMEOUT_S = 5
 
 
 def utcnow() -> datetime:
@@ -64,7 +65,9 @@ def make_engine(url: str) -> Engine:
     url = sync_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=DB_THREADS, max_overflow=4, pool_pre_ping=True)
+    # A bounded connect: a database that stopped answering fails requests (and /readyz) instead of hanging them.
+    return create_engine(url, pool_size=DB_THREADS, max_overflow=4, pool_pre_ping=True,
+                         connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 class Database:

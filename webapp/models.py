@@ -31,6 +31,8 @@ class User(Base):
     mfa_locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by an operator (`webapp users disable`): the password step refuses the account like a wrong password.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AuthSession(Base):
@@ -61,7 +63,8 @@ class Throttle(Base):
 
 class SecurityEvent(Base):
     __tablename__ = "security_events"
-    __table_args__ = (Index("ix_security_events_user_ts", "user_id", "ts"),)
+    # ts alone: `webapp prune` deletes by age.
+    __table_args__ = (Index("ix_security_events_user_ts", "user_id", "ts"), Index("ix_security_events_ts", "ts"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

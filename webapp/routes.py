@@ -10,6 +10,7 @@ from starlette.staticfiles import StaticFiles
 
 from webapp.account import password, profile, register, twofa
 from webapp.htmx import redirect
+from webapp.monitoring import metrics_scrape, readyz
 from webapp.settings import Settings
 from webapp.signin import code_step, sign_out
 from webapp.signin import password as password_step
@@ -36,7 +37,9 @@ def _post(path: str, endpoint: object) -> Route:
 def build_routes(settings: Settings) -> list[Route | Mount]:
     routes: list[Route | Mount] = [
         _get("/", home),
-        _get("/healthz", healthz),
+        _get("/healthz", healthz),  # liveness: the process answers; nothing else is checked
+        _get("/readyz", readyz),
+        _get("/metrics", metrics_scrape),
         _get("/register", register.register_form),
         _post("/register", register.register_submit),
         _get("/login", password_step.login_form),

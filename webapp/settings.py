@@ -19,6 +19,8 @@ KNOWN_BAD_SECRETS = frozenset(
 )
 PASSWORD_MIN_FLOOR = 8
 TWILIO_DEFAULT_BASE_URL = "https://verify.twilio.com"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+METRICS_TOKEN_MIN = 16
 
 
 class ConfigError(Exception):
@@ -61,6 +63,21 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = env.get("METRICS_TOKEN", "").strip()
+    if token and len(token) < METRICS_TOKEN_MIN:
+        raise ConfigError(f"METRICS_TOKEN is too short; use at least {METRICS_TOKEN_MIN} random characters "
+                          "(e.g. `openssl rand -hex 24`), or leave it empty to turn /metrics off")
+    return token
 
 
 def _regions(raw: str) -> frozenset[str]:
@@ -138,6 +155,11 @@ class Settings:
     sms_global_daily_budget: int = 1000
     recovery_code_count: int = 10
     recovery_checks_per_ip_per_hour: int = 30
+
+    log_level: str = "INFO"
+    # Empty: /metrics answers 404. Set: it answers only requests bearing this token.
+    metrics_token: str = field(default="", repr=False)
+    audit_retention_days: int = 365
 
     @property
     def production(self) -> bool:
@@ -252,6 +274,9 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         enroll_sends_per_ip_per_hour=_int(env, "ENROLL_SENDS_PER_IP_PER_HOUR", 5, minimum=1),
         sms_global_daily_budget=_int(env, "SMS_GLOBAL_DAILY_BUDGET", 1000, minimum=1),
         recovery_checks_per_ip_per_hour=_int(env, "RECOVERY_CHECKS_PER_IP_PER_HOUR", 30, minimum=1),
+        log_level=_log_level(env),
+        metrics_token=_metrics_token(env),
+        audit_retention_days=_int(env, "AUDIT_RETENTION_DAYS", 365, minimum=1),
     )
     if not 1 <= settings.twilio_timeout_s <= 10:
         raise ConfigError("TWILIO_TIMEOUT_SECONDS must be between 1 and 10")

@@ -7,6 +7,7 @@ checks the invariant in the database. They run on SQLite and, with TEST_DATABASE
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -292,3 +293,25 @@ async def test_recovery_code_guesses_are_limited_per_address(settings: Settings,
                 r = await b.post("/login/recovery", {"recovery_code": "AAAA-BBBB-CCCC-DDDD"}, page="/login/recovery")
                 statuses.append(r.status_code)
     assert statuses == [422, 422, 422, 429]
+
+
+async def test_two_recovery_codes_at_once_finish_the_step_once_and_spend_one_code(
+        race_app: Starlette, settings: Settings, verify: CountingVerify) -> None:
+    """R-RC3, R-O4: the request that loses the race burns no recovery code and leaves no failed-step banner."""
+    async with running(race_app) as browser:
+        owner = browser()
+        await owner.register("alice")
+        assert (await owner.login("alice")).status_code == 303
+        r = await owner.post("/2fa/enable", {"password": PASSWORD}, page="/2fa/enable")
+        r = await owner.post("/2fa/phone-number", {"region": "US", "phone": "(415) 555-0123"}, page="/2fa")
+        r = await owner.post("/2fa/verify", {"code": verify.code}, page="/2fa")
+        codes = re.findall(r"<code>([0-9A-Z-]{19})</code>", r.text)
+        assert len(codes) == 10
+        b = browser()
+        assert (await b.login("alice")).headers["location"] == "/login/verify"
+        token = await b.token("/login/recovery")
+        answers = await asyncio.gather(*(b.post("/login/recovery", {"recovery_code": c}, token=token)
+                                         for c in codes[:2]))
+    assert sorted(a.headers.get("location", "") for a in answers) == ["/2fa/recovery-used", "/login"]
+    assert len(rows(settings, "SELECT id FROM recovery_codes WHERE used_at IS NOT NULL")) == 1
+    assert rows(settings, "SELECT id FROM security_notices WHERE kind = 'second_step_failed'") == []

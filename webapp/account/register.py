@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webapp import metrics
 from webapp.forms import Form, read_form
 from webapp.htmx import redirect, render
 from webapp.identity.passwords import password_problem
@@ -39,6 +40,7 @@ async def register_submit(request: Request) -> Response:
     if not verdict.allowed:
         await deps.db.write(audit.record, client(request), "excess_rate_limit_exceeded", "failure",
                             limit="register-ip")
+        metrics.refused("register-ip")
         minutes = verdict.retry_after // 60 + 1
         form.error("username", f"Too many new accounts from this network. Try again in {minutes} minutes.")
         return _register_page(request, form, 429, verdict.retry_after)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from webapp import metrics
 from webapp.deps import Deps
 from webapp.identity.passwords import check_password, hash_password
 from webapp.models import SecurityNotice, Throttle, User
@@ -34,6 +35,8 @@ class PasswordStep:
     session: NewSession | None = None
     challenge: Opened | None = None
     stale_sids: tuple[str, ...] = ()
+    refused_by: str = ""  # the limit that refused the attempt before any password check
+    locked_now: bool = False  # this failure locked the account
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,15 @@ async def password_step(deps: Deps, client: Client, username: str, password: str
     key = login_key(settings, username)
     gate = await deps.db.write(_admit, settings, client, key, username)
     if isinstance(gate, PasswordStep):
+        metrics.refused(gate.refused_by)
         return gate
     # Equal bcrypt work whether or not the account exists (R-L4).
     right = await check_password(settings, password, gate.password_hash if gate.id else deps.dummy_hash)
-    return await deps.db.write(_decide, settings, client, key, gate, right and gate.id > 0, remember=remember,
+    step = await deps.db.write(_decide, settings, client, key, gate, right and gate.id > 0, remember=remember,
                                next_path=next_path, challenge_token=challenge_token)
+    if step.locked_now:
+        metrics.locked_out("login")
+    return step
 
 
 def _admit(s: Session, settings: Settings, client: Client, key: str, username: str) -> PasswordStep | _Snapshot:
@@ -90,11 +97,11 @@ def _admit(s: Session, settings: Settings, client: Client, key: str, username: s
                       settings.ip_requests_per_minute, 60)
     if not ip.allowed:
         audit.record(s, client, "excess_rate_limit_exceeded", "failure", subject_hash=subject, reason="ip-limit")
-        return PasswordStep(False, retry_after=ip.retry_after)
+        return PasswordStep(False, retry_after=ip.retry_after, refused_by="login-ip")
     attempt = throttle.reserve_attempt(s, key, settings.login_max_failures, settings.login_lock_s)
     if not attempt.allowed:
         audit.record(s, client, "authn_login_fail", "failure", subject_hash=subject, reason="locked")
-        return PasswordStep(False, retry_after=attempt.retry_after)
+        return PasswordStep(False, retry_after=attempt.retry_after, refused_by="login-locked")
     user = s.execute(select(User.id, User.password_hash, User.session_epoch).where(User.username == username)).first()
     return _Snapshot(user.id, user.password_hash, user.session_epoch) if user else _Snapshot(0, "", 0)
 
@@ -104,12 +111,17 @@ def _decide(s: Session, settings: Settings, client: Client, key: str, seen: _Sna
     subject = key.split(":", 1)[1][:16]
     user = sessions.lock_user(s, seen.id) if seen.id else None
     # A password checked against a hash or epoch that changed meanwhile proves nothing about the account now.
-    if not right or user is None or user.password_hash != seen.password_hash or user.session_epoch != seen.epoch:
+    # A disabled account fails exactly like a wrong password, counted and all, so nobody learns it exists.
+    disabled = user is not None and user.disabled_at is not None
+    if (not right or user is None or disabled or user.password_hash != seen.password_hash
+            or user.session_epoch != seen.epoch):
+        extra = {"reason": "disabled"} if disabled and right else {}
         audit.record(s, client, "authn_login_fail", "failure", user_id=seen.id or None, subject_hash=subject,
-                     factor="password")
-        if throttle.settle_failure(s, key, settings.login_max_failures, settings.login_lock_s):
+                     factor="password", **extra)
+        locked = throttle.settle_failure(s, key, settings.login_max_failures, settings.login_lock_s)
+        if locked:
             audit.record(s, client, "authn_login_lock", "failure", user_id=seen.id or None, subject_hash=subject)
-        return PasswordStep(False)
+        return PasswordStep(False, locked_now=locked)
     earlier = s.execute(select(Throttle.count).where(Throttle.key == key)).scalar_one() > 1
     throttle.reset(s, key)
     event = "authn_login_successafterfail" if earlier else "authn_login_success"
@@ -133,9 +145,11 @@ async def confirm_password(deps: Deps, client: Client, user: User, password: str
     key = login_key(settings, user.username)
     attempt = await deps.db.write(throttle.reserve_attempt, key, settings.login_max_failures, settings.login_lock_s)
     if not attempt.allowed:
+        metrics.refused("login-locked")
         return "Too many wrong passwords. Try again later."
     if not await check_password(settings, password, user.password_hash):
-        await deps.db.write(_step_up_failed, settings, client, key, user.id, event)
+        if await deps.db.write(_step_up_failed, settings, client, key, user.id, event):
+            metrics.locked_out("login")
         return "wrong"
     await deps.db.write(throttle.reset, key)
     return None
@@ -147,12 +161,14 @@ async def change_password(deps: Deps, client: Client, auth: sessions.Auth, new_p
     return await deps.db.write(_store_password, deps.settings, client, auth, new_hash)
 
 
-def _step_up_failed(s: Session, settings: Settings, client: Client, key: str, user_id: int, event: str) -> None:
-    throttle.settle_failure(s, key, settings.login_max_failures, settings.login_lock_s)
+def _step_up_failed(s: Session, settings: Settings, client: Client, key: str, user_id: int, event: str) -> bool:
+    """True when this failure locked the account."""
+    locked = throttle.settle_failure(s, key, settings.login_max_failures, settings.login_lock_s)
     if event == "authn_password_change":
         audit.record(s, client, event, "failure", user_id=user_id)
     else:
         audit.record(s, client, "authn_login_fail", "failure", user_id=user_id, factor="password", purpose="step_up")
+    return locked
 
 
 def _store_password(s: Session, settings: Settings, client: Client, auth: sessions.Auth,

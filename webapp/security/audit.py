@@ -33,6 +33,11 @@ EVENT_LABELS = {
     "recovery_codes_regenerated": "Recovery codes regenerated",
     "excess_rate_limit_exceeded": "Too many requests refused",
     "malicious_csrf": "Cross-site request refused",
+    "admin_mfa_reset": "Two-step verification reset by an administrator",
+    "admin_sessions_revoked": "Signed out everywhere by an administrator",
+    "admin_unlocked": "Unlocked by an administrator",
+    "admin_user_disabled": "Account disabled by an administrator",
+    "admin_user_enabled": "Account enabled by an administrator",
 }
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from webapp.errors import error_response
+from webapp.logging_setup import request_id
 
 log = logging.getLogger("webapp.errors")
 
@@ -40,7 +41,15 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope.setdefault("state", {})["request_id"] = secrets.token_hex(8)
+        rid = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id.set(rid)  # every log line written while handling this request carries it
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            request_id.reset(token)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_with_headers(message: Message) -> None:

@@ -56,6 +56,7 @@ def session_alive(settings: Settings, row: AuthSession, user: User, now: datetim
         and now - row.last_seen_at < idle
         and now - row.created_at < absolute
         and (row.mfa_passed or not user.mfa_enabled)  # R-S9
+        and user.disabled_at is None  # disabling bumps the epoch too; this holds even if a row escaped that
     )
 
 

@@ -2,6 +2,8 @@
 
 Every change is one conditional statement (`UPDATE … WHERE count < limit RETURNING count`), so two requests
 can never both read the same count and both pass: the database decides, on SQLite and PostgreSQL alike.
+Rate rows keep their window's start in `window_started_at`; lockout rows (consecutive failures) keep their last
+attempt there, so `webapp prune` can tell a finished window or a long-quiet counter from a live one.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def hit(s: Session, key: str, limit: int, window_s: int) -> Verdict:
                         .values(count=Throttle.count + 1).returning(Throttle.count)).scalar_one_or_none()
     if counted is not None:
         return Verdict(True, count=counted)
-    started = s.execute(select(Throttle.window_started_at).where(Throttle.key == key)).scalar_one()
+    started = s.execute(select(Throttle.window_started_at).where(Throttle.key == key)).scalar_one_or_none()
+    if started is None:  # `webapp prune` removed a long-quiet row after `ensure` saw it: count on a fresh one
+        return hit(s, key, limit, window_s)
     return Verdict(False, seconds_until(started + window, now), limit)
 
 
@@ -77,10 +81,14 @@ def reserve_attempt(s: Session, key: str, max_failures: int, lock_s: int) -> Ver
               .values(count=0, locked_until=None))
     counted = s.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until.is_(None),
                                                Throttle.count < max_failures)
-                        .values(count=Throttle.count + 1).returning(Throttle.count)).scalar_one_or_none()
+                        .values(count=Throttle.count + 1, window_started_at=now)
+                        .returning(Throttle.count)).scalar_one_or_none()
     if counted is not None:
         return Verdict(True, count=counted)
-    until = s.execute(select(Throttle.locked_until).where(Throttle.key == key)).scalar_one()
+    row = s.execute(select(Throttle.locked_until).where(Throttle.key == key)).first()
+    if row is None:  # pruned between `ensure` and the update, as in `hit`
+        return reserve_attempt(s, key, max_failures, lock_s)
+    until = row[0]
     return Verdict(False, seconds_until(until, now) if until else lock_s, max_failures)
 
 
@@ -99,7 +107,7 @@ def record_failure(s: Session, key: str, max_failures: int, lock_s: int) -> bool
     ensure(s, key, now)
     s.execute(update(Throttle).where(Throttle.key == key, Throttle.locked_until <= now)
               .values(count=0, locked_until=None))
-    s.execute(update(Throttle).where(Throttle.key == key).values(count=Throttle.count + 1))
+    s.execute(update(Throttle).where(Throttle.key == key).values(count=Throttle.count + 1, window_started_at=now))
     return settle_failure(s, key, max_failures, lock_s)
 
 

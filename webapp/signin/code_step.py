@@ -78,7 +78,8 @@ async def _after_check(request: Request, found: Found, outcome: Outcome, *, reco
         use_session(request, outcome.done.session)
         return redirect(request, "/2fa/recovery-used" if recovery else safe_next(outcome.done.next_path))
     if outcome.over:
-        await deps_of(request).db.write(note_failed_step, ch.user_id)
+        if outcome.result != "ended":  # "ended": another request finished this step; nothing failed
+            await deps_of(request).db.write(note_failed_step, ch.user_id)
         await discard(request)
         await cancel_verifications(request, [ch.verification_sid] if ch.verification_sid else [])
         return redirect(request, "/login", notice=outcome.notice or None)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from webapp import metrics
 from webapp.db import utcnow
 from webapp.deps import Deps
 from webapp.models import AuthSession, MfaChallenge, User
@@ -28,6 +29,7 @@ from webapp.verify import TooManyChecks, VerificationGone, VerifyError
 UNAVAILABLE = "We couldn't reach the SMS service to check the code. Nothing has changed; please try again in a minute."
 TOO_MANY = "Too many wrong codes. Please start again."
 EXPIRED = "This code has expired. Please start again."
+ENDED = "This step has ended. Please start again."
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Outcome:
     retry_after: int = 0
     notice: str = "too-many-attempts"
     done: Completion | None = None
+    # For the checks metric: passed, wrong, locked, locked_out, exhausted, expired, unavailable, rate_limited, ended.
+    result: str = "wrong"
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,22 @@ def lock_left(user: User) -> int:
 async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: str,
                 acting: AuthSession | None = None) -> Outcome:
     """Check `raw` (a code, or a recovery code when factor == "recovery") and, if right, complete the step."""
+    outcome = await _check(deps, client, found, raw, factor=factor, acting=acting)
+    metrics.code_checked(factor, outcome.result)
+    if outcome.result == "locked_out":
+        metrics.locked_out("mfa")
+    elif outcome.result in ("locked", "rate_limited"):
+        metrics.refused("mfa-locked" if outcome.result == "locked" else "recovery-ip")
+    return outcome
+
+
+async def _check(deps: Deps, client: Client, found: Found, raw: str, *, factor: str,
+                 acting: AuthSession | None) -> Outcome:
     ch, user = found.challenge, found.user
     if wait := lock_left(user):
-        return Outcome(False, locked_message(wait), status=429, retry_after=wait)
+        return Outcome(False, locked_message(wait), status=429, retry_after=wait, result="locked")
     if found.expired:
-        return Outcome(False, EXPIRED, over=True, notice="login-expired")
+        return Outcome(False, EXPIRED, over=True, notice="login-expired", result="expired")
     code = raw[:64] if factor == "recovery" else clean_code(raw)
     try:
         attempt = await deps.db.write(_reserve, deps.settings, client, ch.id_hash, user.id, factor, code)
@@ -77,16 +92,17 @@ async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: s
         failed = await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
         if failed.over:
             return failed
-        return Outcome(False, "Enter the 6-digit code from the message. " + failed.message.split(". ", 1)[1])
+        return Outcome(False, "Enter the 6-digit code from the message. " + failed.message.split(". ", 1)[1],
+                       result=failed.result)
     try:
         passed = await _passes(deps, ch, code, attempt, factor)
     except TooManyChecks:
-        return Outcome(False, TOO_MANY, over=True, status=429)
+        return Outcome(False, TOO_MANY, over=True, status=429, result="exhausted")
     except VerificationGone:
-        return Outcome(False, EXPIRED, over=True, notice="login-expired")
+        return Outcome(False, EXPIRED, over=True, notice="login-expired", result="expired")
     except VerifyError:
         await deps.db.write(_refund, ch.id_hash, user.id)
-        return Outcome(False, UNAVAILABLE, status=503, retry_after=60)
+        return Outcome(False, UNAVAILABLE, status=503, retry_after=60, result="unavailable")
     if passed is None:
         return await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
     batch = await recovery.make_batch(deps.settings.secret_key, deps.settings.recovery_code_count,
@@ -117,15 +133,19 @@ def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id
         verdict = throttle.hit(s, key, settings.recovery_checks_per_ip_per_hour, 3600)
         if not verdict.allowed:
             raise _Refused(Outcome(False, "Too many recovery codes tried from this network. Try again later.",
-                                   status=429, retry_after=verdict.retry_after))
+                                   status=429, retry_after=verdict.retry_after, result="rate_limited"))
     counted = s.execute(update(User).where(
         User.id == user_id, (User.mfa_locked_until.is_(None)) | (User.mfa_locked_until <= now))
         .values(mfa_failed_count=User.mfa_failed_count + 1).returning(User.mfa_failed_count)).scalar_one_or_none()
     if counted is None:
-        raise _Refused(Outcome(False, locked_message(settings.mfa_lock_s), status=429, retry_after=settings.mfa_lock_s))
+        raise _Refused(Outcome(False, locked_message(settings.mfa_lock_s), status=429, retry_after=settings.mfa_lock_s,
+                               result="locked"))
     checks = challenges.reserve_check(s, ch_id, settings.mfa_max_checks)
     if checks is None:  # out of attempts, or closed meanwhile; raising also rolls back the user's count
-        raise _Refused(Outcome(False, TOO_MANY, over=True, status=429))
+        ch = challenges.reload(s, ch_id)
+        if ch.failed_checks >= settings.mfa_max_checks:
+            raise _Refused(Outcome(False, TOO_MANY, over=True, status=429, result="exhausted"))
+        raise _Refused(Outcome(False, ENDED, over=True, status=409, notice="", result="ended"))
     rows = recovery.candidates(s, settings.secret_key, user_id, code) if factor == "recovery" and code else []
     return _Attempt(checks, rows)
 
@@ -150,28 +170,32 @@ def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, 
         challenges.invalidate(s, ch_id)
         audit.record(s, client, "mfa_lock", "failure", user_id=user_id)
         return Outcome(False, locked_message(settings.mfa_lock_s), over=True, status=429,
-                       retry_after=settings.mfa_lock_s, notice="mfa-locked")
+                       retry_after=settings.mfa_lock_s, notice="mfa-locked", result="locked_out")
     left = settings.mfa_max_checks - attempt.checks
     if left <= 0:
         challenges.invalidate(s, ch_id)
-        return Outcome(False, TOO_MANY, over=True, status=429)
+        return Outcome(False, TOO_MANY, over=True, status=429)  # a wrong code, and the last one allowed
     noun = "recovery code" if factor == "recovery" else "code"
     return Outcome(False, f"That {noun} isn't right. {left} attempt{'s' if left != 1 else ''} left.")
 
 
 def _settle_pass(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
                  recovery_row: int, acting: AuthSession | None, batch: recovery.Batch | None) -> Outcome:
+    # Every recovery code is spent under its owner's lock, so "unused" read here still holds at mark_used below;
+    # the challenge is consumed first, so a request that loses the race burns no code.
     user = sessions.lock_user(s, user_id)
     ch = challenges.reload(s, ch_id)
-    if user is None or (factor == "recovery" and not recovery.mark_used(s, recovery_row)):
+    if user is None or (factor == "recovery" and not recovery.unused(s, recovery_row)):
         return _settle_failure(s, settings, client, ch_id, user_id, factor, _Attempt(ch.failed_checks, []))
     if ch.purpose in challenges.NEW_NUMBER and number_taken(s, settings, user_id, ch.phone_e164):
         challenges.invalidate(s, ch_id)
-        return Outcome(False, NUMBER_REFUSED, over=True, status=422, notice="")
+        return Outcome(False, NUMBER_REFUSED, over=True, status=422, notice="", result="ended")
     if not challenges.consume(s, ch_id):
-        return Outcome(False, "This step has ended. Please start again.", over=True, status=409, notice="")
+        return Outcome(False, ENDED, over=True, status=409, notice="", result="ended")
     user.mfa_failed_count, user.mfa_locked_until = 0, None
     if factor == "recovery":
+        if not recovery.mark_used(s, recovery_row):
+            raise RuntimeError("a recovery code was spent while its owner's row was locked")
         audit.record(s, client, "recovery_code_used", "success", user_id=user.id, purpose=ch.purpose)
     done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch)
-    return Outcome(True, done=done)
+    return Outcome(True, done=done, result="passed")

@@ -72,10 +72,8 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
         user.mfa_enabled = True
         recovery.replace_all(s, user.id, batch)
         codes = batch.codes
-    elif ch.purpose == DISABLE:  # clear the number, keep only the binding history (R-PR4)
-        _unbind(s, user.id)
-        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-        user.mfa_enabled, user.phone_e164, user.phone_verified_at = False, None, None
+    elif ch.purpose == DISABLE:
+        clear_two_step(s, user)
     event, notice, kind = EVENTS[ch.purpose]
     # Confirmed by a code (or a recovery code): say which, and the channel, like every MFA event (R-A2).
     audit.record(s, client, event, "success", user_id=user.id, factor=factor, channel=ch.channel)
@@ -90,6 +88,17 @@ def reissue(s: Session, client: Client, user: User, acting: AuthSession, *, mfa_
     """End every session and open challenge (R-S8), then give the acting browser a fresh session."""
     sessions.end_all(s, user)
     return sessions.start(s, user, client, remember=acting.remember, mfa_passed=mfa_passed)
+
+
+def clear_two_step(s: Session, user: User) -> int:
+    """Two-step verification off: the number cleared, only the binding history kept (R-PR4), recovery codes gone.
+
+    `user` is locked by the caller. Returns how many recovery codes were removed.
+    """
+    _unbind(s, user.id)
+    removed = s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)).rowcount  # type: ignore[attr-defined]
+    user.mfa_enabled, user.phone_e164, user.phone_verified_at = False, None, None
+    return int(removed)
 
 
 def _unbind(s: Session, user_id: int) -> None:

@@ -91,6 +91,11 @@ async def match(rows: list[tuple[int, str]], code: str) -> int | None:
     return await run_bcrypt(_match, rows, code) if rows else None
 
 
+def unused(s: Session, row_id: int) -> bool:
+    return s.execute(select(RecoveryCode.id).where(RecoveryCode.id == row_id, RecoveryCode.used_at.is_(None))
+                     ).first() is not None
+
+
 def mark_used(s: Session, row_id: int) -> bool:
     """Single use (R-RC3): of two concurrent uses of one code, one wins."""
     result = s.execute(update(RecoveryCode).where(RecoveryCode.id == row_id, RecoveryCode.used_at.is_(None))

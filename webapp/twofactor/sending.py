@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from webapp import metrics
 from webapp.db import utcnow
 from webapp.deps import Deps
 from webapp.models import MfaChallenge
@@ -46,6 +47,7 @@ class Refused(Exception):
     status: int = 429
     retry_after: int = 0
     offer_call: bool = False  # a call can still follow (landline, or only the cooldown in the way): keep the button
+    limit: str = ""  # which limit refused it, for the throttle-refusal metric; empty for provider errors
 
 
 def message_for_send_error(exc: VerifyError) -> Refused:
@@ -94,7 +96,14 @@ async def send_code(deps: Deps, client: Client, ch_id: str, channel: str) -> Mfa
     except _BudgetSpent as spent:
         # Audited after the reservation rolled back, in its own unit of work.
         await deps.db.write(_audit_spent, client, spent)
+        metrics.code_sent(channel, "refused")
+        metrics.refused(spent.limit)
         raise spent.refused from None
+    except Refused as limited:
+        if limited.limit:
+            metrics.code_sent(channel, "refused")
+            metrics.refused(limited.limit)
+        raise
     try:
         verification = await deps.verify.start(held.phone, "call" if channel == "call" else "sms",
                                                locale=client.locale,
@@ -102,11 +111,14 @@ async def send_code(deps: Deps, client: Client, ch_id: str, channel: str) -> Mfa
     except VerifyError as exc:
         refused = message_for_send_error(exc)
         await deps.db.write(_give_back, client, ch_id, held, channel, exc, refused.offer_call)
+        metrics.code_sent(channel, "failed")
         if isinstance(exc, ServiceUnavailable):
             log.error("verify unavailable", extra={"audit": {"event": "provider_error", "provider": "twilio",
                                                               "code": exc.code}})
         raise refused from None
-    return await deps.db.write(_record_sent, client, ch_id, held, channel, verification.sid)
+    sent = await deps.db.write(_record_sent, client, ch_id, held, channel, verification.sid)
+    metrics.code_sent(channel, "sent")
+    return sent
 
 
 def _audit_spent(s: Session, client: Client, spent: _BudgetSpent) -> None:
@@ -118,10 +130,11 @@ def _why_not(s: Session, settings: Settings, ch_id: str, now: datetime) -> Refus
     if ch.last_sent_at and now - ch.last_sent_at < timedelta(seconds=settings.mfa_resend_cooldown_s):
         wait = max(1, settings.mfa_resend_cooldown_s - int((now - ch.last_sent_at).total_seconds()))
         # offer_call: only the wait stands between the user and a call (the button counts down meanwhile).
-        return Refused(f"Please wait {wait} seconds before asking for another code.", 429, wait, offer_call=True)
+        return Refused(f"Please wait {wait} seconds before asking for another code.", 429, wait, offer_call=True,
+                       limit="resend-cooldown")
     if ch.sends >= settings.mfa_max_sends:
         return Refused("You've asked for the most codes allowed for this attempt. "
-                       "Start over in 10 minutes or use a recovery code.", 429, 600)
+                       "Start over in 10 minutes or use a recovery code.", 429, 600, limit="challenge-sends")
     return Refused("This step has ended. Please start again.", 409)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from webapp import metrics
+
 Operation = Literal["start", "check", "cancel"]
 
 
@@ -95,7 +97,8 @@ def error_for(operation: Operation, status: int, code: int | None, retry_after: 
 def log_provider_error(
     logger: logging.Logger, provider: str, operation: Operation, error: VerifyError, status: int | None = None
 ) -> None:
-    """One structured record per provider failure; never the number or the code, only Twilio's numbers."""
+    """One structured record (and one count) per provider failure; never the number or the code, only Twilio's."""
+    metrics.verify_error(operation, error.code)
     expected = error.code in _EXPECTED and not isinstance(error, ServiceUnavailable)
     logger.log(
         logging.WARNING if expected else logging.ERROR,

@@ -8,10 +8,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp.account import password, profile, register, twofa
+from webapp.account import methods, password, profile, register, remembered, twofa
 from webapp.htmx import redirect
 from webapp.settings import Settings
-from webapp.signin import code_step, sign_out
+from webapp.signin import another_way, code_step, passkey_signin, sign_out
 from webapp.signin import password as password_step
 from webapp.verify.outbox import dev_outbox
 from webapp.web import load_auth
@@ -48,6 +48,11 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _get("/login/recovery", code_step.recovery_form),
         _post("/login/recovery", code_step.recovery_submit),
         _post("/login/cancel", code_step.verify_cancel),
+        _post("/login/passkey/options", code_step.passkey_options),
+        _get("/login/another-way", another_way.another_way_form),
+        _post("/login/another-way", another_way.another_way_submit),
+        _post("/login/passkey-only/options", passkey_signin.passwordless_options),
+        _post("/login/passkey-only", passkey_signin.passwordless_submit),
         _post("/logout", sign_out.logout_submit),
         _get("/profile", profile.profile_show),
         _post("/sessions/end-all", profile.sessions_end_all),
@@ -61,6 +66,14 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _post("/2fa/call", twofa.twofa_call),
         _post("/2fa/cancel", twofa.twofa_cancel),
         _get("/2fa/recovery-used", twofa.twofa_recovery_used),
+        _post("/2fa/passkey/options", methods.twofa_passkey_options),
+        _post("/2fa/passkey/register", methods.twofa_passkey_register),
+        _get("/2fa/methods/{method_id:int}/rename", methods.method_rename_form),
+        _post("/2fa/methods/{method_id:int}/rename", methods.method_rename_submit),
+        _get("/2fa/methods/{method_id:int}/remove", methods.method_remove_form),
+        _post("/2fa/methods/{method_id:int}/remove", methods.method_remove_submit),
+        _post("/browsers/{browser_id:int}/forget", remembered.browser_forget),
+        _post("/browsers/forget-all", remembered.browsers_forget_all),
         _get("/2fa/{action:str}", twofa.twofa_stepup_form),
         _post("/2fa/{action:str}", twofa.twofa_stepup_submit),
         # Compress only static files: HTML pages carry CSRF tokens, and compressing secrets invites BREACH.

@@ -14,17 +14,20 @@ from starlette.responses import Response
 from webapp.db import utcnow
 from webapp.forms import read_form
 from webapp.htmx import redirect, render
-from webapp.models import AuthSession, MfaChallenge, SecurityEvent, SecurityNotice, User
+from webapp.models import AuthSession, MfaChallenge, RememberedBrowser, SecurityEvent, SecurityNotice, User
 from webapp.security import audit, sessions
 from webapp.security.audit import EVENT_LABELS
 from webapp.security.clients import Client
 from webapp.security.cookies import cookie_state
 from webapp.settings import Settings
-from webapp.twofactor import recovery
+from webapp.signin import device
+from webapp.twofactor import browsers, methods, recovery
 from webapp.twofactor.phones import mask
 from webapp.web import LoginRequired, client, deps_of, remember_auth, require_auth
 
 ACTIVITY_LIMIT = 15
+# How the security log names the method an event used (its details' "factor", else its "method").
+METHOD_NAMES = {"sms": "text message", "totp": "authenticator app", "webauthn": "passkey", "recovery": "recovery code"}
 NOTICE_TEXTS = {
     "mfa_enabled": "Two-step verification was turned on for your account.",
     "mfa_disabled": "Two-step verification was turned off for your account.",
@@ -33,10 +36,15 @@ NOTICE_TEXTS = {
     "codes_regenerated": "New recovery codes were created; the old ones stopped working.",
     "second_step_failed": "Someone entered your password correctly but did not complete the code step.",
     "password_changed": "Your password was changed and your other sessions were signed out.",
+    "method_added": "A new way to sign in was added to your account.",
+    "method_removed": "A way to sign in was removed from your account.",
+    "passkey_flagged": "One of your passkeys was refused because its counter went backwards: it may have been copied. "
+                       "Remove it below if you don't recognise this.",
 }
 # Notices about something a session itself did wait for the next sign-in, so whoever did it (perhaps with a
 # stolen session or recovery code) cannot see and thereby dismiss the owner's warning (R-O13, R-RC5).
-SELF_MADE = frozenset({"mfa_enabled", "mfa_disabled", "phone_changed", "codes_regenerated", "recovery_used"})
+SELF_MADE = frozenset({"mfa_enabled", "mfa_disabled", "phone_changed", "codes_regenerated", "recovery_used",
+                       "method_added", "method_removed"})
 
 
 @dataclass
@@ -48,10 +56,13 @@ class Overview:
     has_notices: bool = False
     sessions: list[AuthSession] = field(default_factory=list)
     events: list[SecurityEvent] = field(default_factory=list)
+    methods: list[methods.Method] = field(default_factory=list)
+    browsers: list[RememberedBrowser] = field(default_factory=list)
+    this_browser: int | None = None
 
 
-def overview(s: Session, settings: Settings, sid: str) -> Overview:
-    """Session, user and counts in one query; then the sessions list and the activity: three queries, no write."""
+def overview(s: Session, settings: Settings, sid: str, device_token: str | None = None) -> Overview:
+    """Session, user and counts in one query; then sessions, activity, methods and remembered browsers; no write."""
     now = utcnow()
     sid_hash = sessions.hash_token(sid)
     pending = exists().where(MfaChallenge.auth_session_hash == sid_hash, MfaChallenge.consumed_at.is_(None),
@@ -72,7 +83,8 @@ def overview(s: Session, settings: Settings, sid: str) -> Overview:
     ).scalars().all()
     return Overview(sessions.Auth(user, row), codes_left=int(left), pending_step=bool(has_pending),
                     has_notices=bool(has_notices), sessions=sessions.active_sessions(s, settings, user),
-                    events=list(events))
+                    events=list(events), methods=methods.listed(s, user.id), browsers=browsers.listed(s, user.id),
+                    this_browser=browsers.current_id(s, user.id, device_token))
 
 
 def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNotice]:
@@ -86,15 +98,20 @@ def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNoti
     return rows
 
 
-def twofa_status(user: User, codes_left: int) -> dict[str, Any]:
-    return {"masked_phone": mask(user.phone_e164) if user.phone_e164 else "",
+def twofa_status(user: User, codes_left: int, listed: list[methods.Method] | None = None) -> dict[str, Any]:
+    return {"masked_phone": mask(user.phone_e164) if user.phone_e164 else "", "methods": listed or [],
             "codes_left": codes_left, "flash": "", "notice_texts": NOTICE_TEXTS}
+
+
+def status_view(s: Session, user_id: int) -> tuple[int, list[methods.Method]]:
+    """What the two-step status shows besides the user: recovery codes left and the methods."""
+    return recovery.remaining(s, user_id), methods.listed(s, user_id)
 
 
 async def profile_show(request: Request) -> Response:
     deps = deps_of(request)
     sid = cookie_state(request).get("sid") or ""
-    view = await deps.db.read(overview, deps.settings, sid) if sid else Overview(None)
+    view = await deps.db.read(overview, deps.settings, sid, device.token_of(request)) if sid else Overview(None)
     remember_auth(request, view.auth, view.expired)
     if view.auth is None:
         raise LoginRequired(expired=view.expired)
@@ -104,8 +121,9 @@ async def profile_show(request: Request) -> Response:
     notices = (await deps.db.write(take_notices, auth.user.id, auth.session.created_at)
                if view.has_notices else [])
     context = {"sessions": view.sessions, "current_session": auth.session.id_hash, "events": view.events,
-               "labels": EVENT_LABELS, "notices": notices, **twofa_status(auth.user, view.codes_left),
-               "pending_step": view.pending_step}
+               "labels": EVENT_LABELS, "notices": notices, **twofa_status(auth.user, view.codes_left, view.methods),
+               "pending_step": view.pending_step, "browsers": view.browsers, "this_browser": view.this_browser,
+               "method_names": METHOD_NAMES}
     return render(request, "account/profile.html", None, context)
 
 
@@ -113,6 +131,7 @@ def _end_everywhere(s: Session, client: Client, user_id: int) -> None:
     user = sessions.lock_user(s, user_id)
     if user is not None:
         sessions.end_all(s, user)
+        browsers.forget_all(s, user.id)  # "sign out everywhere" includes the remembered browsers
         audit.record(s, client, "session_revoked", "success", user_id=user.id, scope="all")
 
 

@@ -1,9 +1,10 @@
-"""The one code-step engine: check a code or a recovery code against a challenge, for every purpose.
+"""The one code-step engine: check an answer against a challenge, for every purpose and every method.
 
-Each attempt is counted before it is checked (per challenge, per user, and per IP for recovery codes) by
-conditional UPDATEs, so concurrent guesses can't share one count (R-O5, R-O6). The check itself (Twilio, or one
-bcrypt) runs outside any transaction; the unit of work that follows consumes the challenge and applies the
-purpose's effect, or settles the failure.
+The answer is a code (sent by SMS, or from an authenticator app), a passkey's assertion, or a recovery code; what
+differs per method lives in proofs.py. Each attempt is counted before it is checked (per challenge, per user, and
+per IP for recovery codes) by conditional UPDATEs, so concurrent guesses can't share one count (R-O5, R-O6). The
+check itself (Twilio, bcrypt, HMAC or a signature) runs outside any transaction; the unit of work that follows claims
+the proof, consumes the challenge and applies the purpose's effect, or settles the failure.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
 from webapp.deps import Deps
-from webapp.models import AuthSession, MfaChallenge, User
+from webapp.models import AuthSession, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
-from webapp.twofactor import challenges, recovery
-from webapp.twofactor.challenges import ENROLL, Found, clean_code
+from webapp.twofactor import challenges, passkeys, proofs, recovery
+from webapp.twofactor.answers import Candidate, Proof
+from webapp.twofactor.challenges import Found, clean_code
 from webapp.twofactor.completion import NUMBER_REFUSED, Completion, complete, number_taken
+from webapp.twofactor.methods import SMS, TOTP, WEBAUTHN
+from webapp.twofactor.proofs import RECOVERY
 from webapp.verify import TooManyChecks, VerificationGone, VerifyError
 
 UNAVAILABLE = "We couldn't reach the SMS service to check the code. Nothing has changed; please try again in a minute."
@@ -46,7 +50,11 @@ class Outcome:
 @dataclass(frozen=True)
 class _Attempt:
     checks: int
-    candidates: list[tuple[int, str]]
+    candidates: list[Candidate]
+    expected: str | None = None  # a passkey ceremony's challenge, taken from the row by this attempt
+
+
+WHERE_FROM = {SMS: "the message", TOTP: "your authenticator app"}
 
 
 def locked_message(seconds: int) -> str:
@@ -61,25 +69,31 @@ def lock_left(user: User) -> int:
 
 
 async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: str,
-                acting: AuthSession | None = None) -> Outcome:
-    """Check `raw` (a code, or a recovery code when factor == "recovery") and, if right, complete the step."""
+                acting: AuthSession | None = None, label: str = "", remember_browser: bool = False) -> Outcome:
+    """Check `raw` against the challenge and, if right, complete the step.
+
+    factor: "recovery" for a recovery code; otherwise the challenge's own method answers ("sms" is accepted for
+    it, as before methods existed). label: the name for a method being added.
+    """
     ch, user = found.challenge, found.user
+    factor = factor if factor == RECOVERY else ch.method
     if wait := lock_left(user):
         return Outcome(False, locked_message(wait), status=429, retry_after=wait)
     if found.expired:
         return Outcome(False, EXPIRED, over=True, notice="login-expired")
-    code = raw[:64] if factor == "recovery" else clean_code(raw)
+    code = raw[:64] if factor == RECOVERY else raw if factor == WEBAUTHN else clean_code(raw)
     try:
         attempt = await deps.db.write(_reserve, deps.settings, client, ch.id_hash, user.id, factor, code)
     except _Refused as refused:
         return refused.outcome
-    if code is None or (factor != "recovery" and not ch.verification_sid):
+    if code is None or (factor == WEBAUTHN and not code) or (factor == SMS and not ch.verification_sid):
         failed = await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
-        if failed.over:
+        if failed.over or factor == WEBAUTHN:
             return failed
-        return Outcome(False, "Enter the 6-digit code from the message. " + failed.message.split(". ", 1)[1])
+        return Outcome(False, f"Enter the 6-digit code from {WHERE_FROM.get(factor, 'the message')}. "
+                       + failed.message.split(". ", 1)[1])
     try:
-        passed = await _passes(deps, ch, code, attempt, factor)
+        passed = await proofs.prove(deps, ch, factor, code, attempt.candidates, attempt.expected)
     except TooManyChecks:
         return Outcome(False, TOO_MANY, over=True, status=429)
     except VerificationGone:
@@ -87,20 +101,15 @@ async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: s
     except VerifyError:
         await deps.db.write(_refund, ch.id_hash, user.id)
         return Outcome(False, UNAVAILABLE, status=503, retry_after=60)
-    if passed is None:
-        return await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
+    if passed is None or passed.problem:
+        failed = await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt,
+                                     passed)
+        return failed
+    first = ch.purpose in challenges.FIRST_METHOD_CAPABLE and not user.mfa_enabled
     batch = await recovery.make_batch(deps.settings.secret_key, deps.settings.recovery_code_count,
-                                      deps.settings.bcrypt_rounds) if ch.purpose == ENROLL else None
-    return await deps.db.write(_settle_pass, deps.settings, client, ch.id_hash, user.id, factor, passed, acting, batch)
-
-
-async def _passes(deps: Deps, ch: MfaChallenge, code: str, attempt: _Attempt, factor: str) -> int | None:
-    """Approved: the matched recovery-code row id (0 for an SMS code); None when wrong."""
-    if factor == "recovery":
-        return await recovery.match(attempt.candidates, code)
-    assert ch.verification_sid
-    result = await deps.verify.check(ch.verification_sid, code)
-    return 0 if result.approved else None
+                                      deps.settings.bcrypt_rounds) if first else None
+    return await deps.db.write(_settle_pass, deps.settings, client, ch.id_hash, user.id, factor, passed, acting,
+                               batch, label, remember_browser)
 
 
 class _Refused(Exception):
@@ -112,7 +121,7 @@ class _Refused(Exception):
 def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
              code: str | None) -> _Attempt:
     now = utcnow()
-    if factor == "recovery":
+    if factor == RECOVERY:
         key = throttle.throttle_key(settings.secret_key, "recovery-ip", client.ip)
         verdict = throttle.hit(s, key, settings.recovery_checks_per_ip_per_hour, 3600)
         if not verdict.allowed:
@@ -126,8 +135,10 @@ def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id
     checks = challenges.reserve_check(s, ch_id, settings.mfa_max_checks)
     if checks is None:  # out of attempts, or closed meanwhile; raising also rolls back the user's count
         raise _Refused(Outcome(False, TOO_MANY, over=True, status=429))
-    rows = recovery.candidates(s, settings.secret_key, user_id, code) if factor == "recovery" and code else []
-    return _Attempt(checks, rows)
+    ch = challenges.reload(s, ch_id)
+    # A passkey ceremony's challenge answers one assertion only: this attempt takes it off the row.
+    expected = challenges.take_payload(s, ch_id) if factor == WEBAUTHN else None
+    return _Attempt(checks, proofs.candidates(s, settings, ch, factor, code), expected)
 
 
 def _refund(s: Session, ch_id: str, user_id: int) -> None:
@@ -137,11 +148,13 @@ def _refund(s: Session, ch_id: str, user_id: int) -> None:
 
 
 def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
-                    attempt: _Attempt) -> Outcome:
+                    attempt: _Attempt, proof: Proof | None = None) -> Outcome:
     """The reserved attempt was wrong: it stays counted; lock the second step or end the challenge at the limits."""
     ch = challenges.reload(s, ch_id)
     audit.record(s, client, "mfa_check_fail", "failure", user_id=user_id, factor=factor, purpose=ch.purpose,
-                 channel=ch.channel)
+                 channel=ch.channel, method=ch.method)
+    if proof is not None and proof.problem:
+        passkeys.flag(s, client, user_id, proof)
     lock = utcnow() + timedelta(seconds=settings.mfa_lock_s)
     locked = s.execute(update(User).where(User.id == user_id, User.mfa_failed_count >= settings.mfa_lock_failures,
                                           User.mfa_locked_until.is_(None) | (User.mfa_locked_until <= utcnow()))
@@ -155,15 +168,17 @@ def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, 
     if left <= 0:
         challenges.invalidate(s, ch_id)
         return Outcome(False, TOO_MANY, over=True, status=429)
-    noun = "recovery code" if factor == "recovery" else "code"
-    return Outcome(False, f"That {noun} isn't right. {left} attempt{'s' if left != 1 else ''} left.")
+    noun = {RECOVERY: "recovery code", WEBAUTHN: "passkey"}.get(factor, "code")
+    wrong = "didn't work" if factor == WEBAUTHN else "isn't right"
+    return Outcome(False, f"That {noun} {wrong}. {left} attempt{'s' if left != 1 else ''} left.")
 
 
 def _settle_pass(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
-                 recovery_row: int, acting: AuthSession | None, batch: recovery.Batch | None) -> Outcome:
+                 proof: Proof, acting: AuthSession | None, batch: recovery.Batch | None, label: str,
+                 remember_browser: bool) -> Outcome:
     user = sessions.lock_user(s, user_id)
     ch = challenges.reload(s, ch_id)
-    if user is None or (factor == "recovery" and not recovery.mark_used(s, recovery_row)):
+    if user is None or not proofs.claim(s, user_id, factor, proof):  # a concurrent answer claimed it first
         return _settle_failure(s, settings, client, ch_id, user_id, factor, _Attempt(ch.failed_checks, []))
     if ch.purpose in challenges.NEW_NUMBER and number_taken(s, settings, user_id, ch.phone_e164):
         challenges.invalidate(s, ch_id)
@@ -171,7 +186,8 @@ def _settle_pass(s: Session, settings: Settings, client: Client, ch_id: str, use
     if not challenges.consume(s, ch_id):
         return Outcome(False, "This step has ended. Please start again.", over=True, status=409, notice="")
     user.mfa_failed_count, user.mfa_locked_until = 0, None
-    if factor == "recovery":
+    if factor == RECOVERY:
         audit.record(s, client, "recovery_code_used", "success", user_id=user.id, purpose=ch.purpose)
-    done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch)
+    done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch,
+                    proof=proof, label=label, remember_browser=remember_browser)
     return Outcome(True, done=done)

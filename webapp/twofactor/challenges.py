@@ -160,10 +160,18 @@ def reload(s: Session, id_hash: str) -> MfaChallenge:
 
 
 def take_payload(s: Session, id_hash: str) -> str | None:
-    """The ceremony state on an open challenge, cleared by the same statement: one answer per ceremony."""
-    return s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.payload.is_not(None),
-                                                *open_conditions(utcnow()))
-                     .values(payload=None).returning(MfaChallenge.payload)).scalar_one_or_none()
+    """The ceremony state on an open challenge, cleared as it is taken: one answer per ceremony.
+
+    The clearing UPDATE repeats the value read, so of two concurrent takers exactly one gets it (RETURNING would
+    give the new value, NULL, not the one taken)."""
+    current = s.execute(select(MfaChallenge.payload).where(
+        MfaChallenge.id_hash == id_hash, MfaChallenge.payload.is_not(None), *open_conditions(utcnow()))
+    ).scalar_one_or_none()
+    if current is None:
+        return None
+    taken = s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.payload == current)
+                      .values(payload=None))
+    return current if taken.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 def set_payload(s: Session, id_hash: str, payload: str) -> bool:

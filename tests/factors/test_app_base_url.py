@@ -9,7 +9,7 @@ from webapp.settings import ConfigError, app_base_url_from
 
 def test_development_defaults_to_localhost_and_the_port() -> None:
     assert app_base_url_from({}, production=False) == "http://localhost:8000"
-    assert app_base_url_from({"HOST": "0.0.0.0", "PORT": "9000"}, production=False) == "http://localhost:9000"
+    assert app_base_url_from({"HOST": "0.0.0.0", "PORT": "9000"}, production=False) == "http://localhost:9000"  # noqa: S104
     assert app_base_url_from({"HOST": "dev.example.test"}, production=False) == "http://dev.example.test:8000"
 
 

@@ -8,6 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from webapp.account import another_way as another_way_2fa
 from webapp.account import methods, password, profile, register, remembered, twofa
 from webapp.htmx import redirect
 from webapp.settings import Settings
@@ -66,6 +67,8 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _post("/2fa/call", twofa.twofa_call),
         _post("/2fa/cancel", twofa.twofa_cancel),
         _get("/2fa/recovery-used", twofa.twofa_recovery_used),
+        _get("/2fa/another-way", another_way_2fa.twofa_another_way_form),
+        _post("/2fa/another-way", another_way_2fa.twofa_another_way_submit),
         _post("/2fa/passkey/options", methods.twofa_passkey_options),
         _post("/2fa/passkey/register", methods.twofa_passkey_register),
         _get("/2fa/methods/{method_id:int}/rename", methods.method_rename_form),

@@ -7,11 +7,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.factors.kit import add_app
-from tests.helpers import PARTIAL, login
+from tests.helpers import PARTIAL, PASSWORD, login
 from tests.test_twofactor_kit import (
     CountingVerify,
     enroll,
     execute,
+    follow,
     form_post,
     latest_challenge,
     location,
@@ -102,3 +103,19 @@ def test_a_way_the_user_does_not_have_is_refused(client: TestClient, verify: Cou
 
 def test_without_a_pending_sign_in_it_goes_back_to_the_start(client: TestClient) -> None:
     assert path_of(client.get("/login/another-way")) == "/login"
+
+
+def test_turning_two_step_off_can_switch_to_a_text_message(client: TestClient, settings: Settings,
+                                                           verify: CountingVerify) -> None:
+    signup(client)
+    enroll(client, lambda: verify.code)
+    add_app(client)
+    execute(settings, "UPDATE authenticators SET last_used_at = NULL")
+    r = follow(client, form_post(client, "/2fa/disable", client.get("/2fa/disable").text, {"password": PASSWORD}))
+    assert "Enter the code from your app" in r.text and 'href="/2fa/another-way"' in r.text
+    page = client.get("/2fa/another-way")
+    assert "Choose another way to confirm it" in page.text and "Text me a code" in page.text
+    r = follow(client, form_post(client, "/2fa/another-way", page.text, {"way": "sms"}))
+    assert "sent a text message to the number ending 23" in r.text
+    r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})
+    assert "notice=twofa-off" in location(r)

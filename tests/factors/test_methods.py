@@ -7,7 +7,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.factors.kit import CODE_RE, add_app, methods_of
-from tests.helpers import PARTIAL, PASSWORD, csrf
+from tests.helpers import PARTIAL, PASSWORD, csrf, login
 from tests.test_twofactor_kit import (
     CountingVerify,
     enroll,
@@ -15,6 +15,7 @@ from tests.test_twofactor_kit import (
     follow,
     form_post,
     location,
+    logout,
     path_of,
     rows,
     signup,
@@ -131,3 +132,15 @@ def test_disabling_with_an_app_only_asks_for_the_app_code(client: TestClient, se
     r = form_post(client, "/2fa/verify", r.text, {"code": app.code(1)})
     assert "notice=twofa-off" in location(r)
     assert methods_of(settings) == []
+
+
+def test_banners_and_the_security_log_name_the_method(client: TestClient, verify: CountingVerify) -> None:
+    signup(client)
+    app, _ = add_app(client)
+    logout(client)
+    login(client)
+    r = form_post(client, "/login/verify", client.get("/login/verify").text, {"code": app.code(1)})
+    assert path_of(r) == "/profile"
+    page = client.get("/profile").text
+    assert "Two-step verification was turned on for your account. (Authenticator app)" in page
+    assert "Signed in (authenticator app)" in page

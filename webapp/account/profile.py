@@ -92,7 +92,7 @@ def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNoti
     rows = [row for row in s.execute(
         select(SecurityNotice).where(SecurityNotice.user_id == user_id, SecurityNotice.seen_at.is_(None))
         .order_by(SecurityNotice.created_at)).scalars().all()
-        if row.kind not in SELF_MADE or row.created_at < since]
+        if row.kind.split(":")[0] not in SELF_MADE or row.created_at < since]
     if rows:
         s.execute(update(SecurityNotice).where(SecurityNotice.id.in_([r.id for r in rows])).values(seen_at=utcnow()))
     return rows
@@ -100,7 +100,14 @@ def take_notices(s: Session, user_id: int, since: datetime) -> list[SecurityNoti
 
 def twofa_status(user: User, codes_left: int, listed: list[methods.Method] | None = None) -> dict[str, Any]:
     return {"masked_phone": mask(user.phone_e164) if user.phone_e164 else "", "methods": listed or [],
-            "codes_left": codes_left, "flash": "", "notice_texts": NOTICE_TEXTS}
+            "codes_left": codes_left, "flash": "", "notice_text": notice_text}
+
+
+def notice_text(kind: str) -> str:
+    """A banner's sentence; kinds such as `method_added:webauthn` name the method."""
+    base, _, method = kind.partition(":")
+    text = NOTICE_TEXTS.get(base, "Something changed in your account security.")
+    return f"{text} ({METHOD_NAMES[method].capitalize()})" if method in METHOD_NAMES else text
 
 
 def status_view(s: Session, user_id: int) -> tuple[int, list[methods.Method]]:

@@ -40,7 +40,8 @@ def _finish(s: Session, client: Client, user: User, acting: AuthSession, kind: s
     sessions.end_all(s, user)  # a credential change: other sessions and open steps end (R-S8)
     new = sessions.start(s, user, client, remember=acting.remember, mfa_passed=True)
     # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).
-    s.add(SecurityNotice(user_id=user.id, kind="mfa_enabled" if first else "method_added", created_at=utcnow()))
+    notice = "mfa_enabled" if first else "method_added"
+    s.add(SecurityNotice(user_id=user.id, kind=f"{notice}:{kind}", created_at=utcnow()))
     return Added(new, "twofa-on" if first else "method-added", codes)
 
 
@@ -98,5 +99,5 @@ def remove(s: Session, client: Client, auth: sessions.Auth, method_id: int) -> s
     audit.record(s, client, "mfa_method_removed", "success", user_id=user.id, method=row.kind)
     sessions.end_all(s, user)
     new = sessions.start(s, user, client, remember=auth.session.remember, mfa_passed=auth.session.mfa_passed)
-    s.add(SecurityNotice(user_id=user.id, kind="method_removed", created_at=utcnow()))
+    s.add(SecurityNotice(user_id=user.id, kind=f"method_removed:{row.kind}", created_at=utcnow()))
     return new

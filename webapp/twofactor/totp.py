@@ -30,7 +30,7 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
 
 def qr_svg(uri: str, label: str) -> Markup:
     """Inline SVG (no style attribute, so the CSP holds) with `label` as its accessible name."""
-    svg = segno.make(uri, error="m").svg_inline(scale=4, border=2, title=label, svgclass="qr-code", lineclass=None)
+    svg = segno.make(uri, error="m").svg_inline(scale=4, border=4, title=label, svgclass="qr-code", lineclass=None)
     named = svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
     return Markup(named)  # noqa: S704 - segno's own markup, the label escaped
 

@@ -9,7 +9,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from webapp.account import another_way as another_way_2fa
-from webapp.account import methods, password, profile, register, remembered, twofa
+from webapp.account import methods, password, phone, profile, register, remembered, twofa
 from webapp.htmx import redirect
 from webapp.settings import Settings
 from webapp.signin import another_way, code_step, passkey_signin, sign_out
@@ -60,7 +60,7 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _get("/account/password", password.password_form),
         _post("/account/password", password.password_submit),
         _get("/2fa", twofa.twofa_step),
-        _post("/2fa/phone-number", twofa.twofa_phone),
+        _post("/2fa/phone-number", phone.twofa_phone),
         _post("/2fa/verify", twofa.twofa_verify),
         _post("/2fa/recovery", twofa.twofa_recovery),
         _post("/2fa/resend", twofa.twofa_resend),

@@ -12,9 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webapp.account.phone import phone_form
 from webapp.account.profile import status_view, twofa_status
 from webapp.account.twofa_pages import (
-    PHONE_PARTIAL,
     STATUS_PARTIAL,
     STEPUP_PARTIAL,
     app_setup,
@@ -31,11 +31,10 @@ from webapp.models import MfaChallenge
 from webapp.security.cookies import cookie_state
 from webapp.security.sessions import Auth
 from webapp.twofactor import challenges, recovery, stepup
-from webapp.twofactor.challenges import ADD_PASSKEY, ADD_TOTP, CHANGE_NEW, ENROLL, NEW_NUMBER, STEP_UP, Found
+from webapp.twofactor.challenges import ADD_PASSKEY, ADD_TOTP, CHANGE_NEW, NEW_NUMBER, STEP_UP, Found
 from webapp.twofactor.checking import check
 from webapp.twofactor.methods import SMS, WEBAUTHN
 from webapp.twofactor.passkeys import MAX_CREDENTIAL_JSON
-from webapp.twofactor.phones import MAX_PHONE_INPUT, country_options, parse_phone, region_from_language
 from webapp.web import client, deps_of, require_auth, use_challenge, use_session
 
 TITLES = {"enable": "Turn on two-step verification", "disable": "Turn off two-step verification",
@@ -45,17 +44,6 @@ TITLES = {"enable": "Turn on two-step verification", "disable": "Turn off two-st
 
 def _title(action: str, auth: Auth) -> str:
     return "Add a phone" if action == "enable" and auth.user.mfa_enabled else TITLES[action]
-
-
-def _phone_form(request: Request, *, values: dict[str, str] | None = None, error: str = "", purpose: str = ENROLL,
-                status: int = 200) -> Response:
-    settings = deps_of(request).settings
-    values = values or {}
-    region = values.get("region") or region_from_language(
-        request.headers.get("accept-language", ""), settings.phone_allowed_regions, settings.phone_default_region)
-    return page(request, PHONE_PARTIAL, {"countries": country_options(settings.phone_allowed_regions),
-                           "region": region, "phone": values.get("phone", ""), "error": error, "purpose": purpose},
-                 status)
 
 
 def _action(request: Request, auth: Auth) -> str | None:
@@ -105,7 +93,7 @@ async def twofa_stepup_submit(request: Request) -> Response:
         return redirect(request, "/profile")
     use_challenge(request, begun.step.token)
     if action == "enable":
-        return next_step(request, _phone_form(request))
+        return next_step(request, phone_form(request))
     ch = await deps.db.read(challenges.reload, begun.step.id_hash)
     if ch.method != SMS:  # an app or a passkey: nothing to send
         return next_step(request, _show(request, ch, auth))
@@ -120,30 +108,6 @@ def _show(request: Request, ch: MfaChallenge, auth: Auth, *, error: str = "", st
     if ch.purpose == ADD_PASSKEY:
         return passkey_add(request, error=error, status=status)
     return render_code_step(request, ch, error=error, status=status, retry_after=retry_after)
-
-
-async def twofa_phone(request: Request) -> Response:
-    form = await read_form(request, {"region": 4, "phone": 64})
-    auth = await require_auth(request)
-    found = await _current(request, auth, NEW_NUMBER)
-    if found is None:
-        return redirect(request, "/profile")
-    deps = deps_of(request)
-    purpose = found.challenge.purpose
-    e164, problem = parse_phone(form["phone"], form["region"].upper(), deps.settings.phone_allowed_regions)
-    if "phone" in form.errors:  # over-long input arrives empty: say why, not "Enter a phone number" (R-V1)
-        e164, problem = None, f"A phone number has at most {MAX_PHONE_INPUT} characters."
-    if problem or not e164:
-        return _phone_form(request, values=form.values, error=problem or form.errors.get("phone", ""),
-                           purpose=purpose, status=422)
-    begun = await deps.db.write(stepup.choose_number, deps.settings, found, e164)
-    if begun.problem == "changed" or (begun.step is None and not begun.problem):
-        return redirect(request, "/2fa")
-    if begun.step is None:
-        return _phone_form(request, values=form.values, error=begun.problem, purpose=purpose, status=422)
-    use_challenge(request, begun.step.token)
-    await cancel_verifications(request, begun.stale_sids)
-    return next_step(request, await send_and_render(request, begun.step.id_hash), notice="code-sent")
 
 
 async def twofa_verify(request: Request) -> Response:
@@ -186,7 +150,7 @@ def _awaits_number(found: Found) -> bool:
 def _passed(request: Request, done: Any) -> Response:
     if done.next_step is not None:  # the old phone is confirmed: now the new number
         use_challenge(request, done.next_step.token)
-        return next_step(request, _phone_form(request, purpose=CHANGE_NEW))
+        return next_step(request, phone_form(request, purpose=CHANGE_NEW))
     use_session(request, done.session)
     if done.codes:
         return codes_page(request, done.codes, "Two-step verification is on.")
@@ -224,7 +188,7 @@ async def twofa_step(request: Request) -> Response:
     if found is None:
         return redirect(request, "/profile")
     if _awaits_number(found):
-        return _phone_form(request, purpose=found.challenge.purpose)
+        return phone_form(request, purpose=found.challenge.purpose)
     if found.challenge.method != SMS:
         return _show(request, found.challenge, auth)
     return render_code_step(request, found.challenge, flash=sent_flash(request, found.challenge))

@@ -13,6 +13,7 @@ from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
 from webapp.twofactor import adding, browsers, methods, recovery
+from webapp.twofactor.answers import Proof
 from webapp.twofactor.challenges import (
     ADD_TOTP,
     CHANGE_NEW,
@@ -55,15 +56,16 @@ def number_taken(s: Session, settings: Settings, user_id: int, phone: str) -> bo
 
 
 def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, user: User, *, factor: str,
-             acting: AuthSession | None, batch: recovery.Batch | None, proof: object = None, label: str = "",
+             acting: AuthSession | None, batch: recovery.Batch | None, proof: Proof | None = None, label: str = "",
              remember_browser: bool = False) -> Completion:
     """`user` is locked and `ch` already consumed by the caller."""
     if ch.purpose == LOGIN:
         return _signed_in(s, client, ch, user, factor, remember_browser)
     assert acting is not None
     if ch.purpose == ADD_TOTP:
-        step = getattr(proof, "step", None)
-        added = adding.add_totp(s, client, user, acting, ch.payload or "", step, label, batch)
+        # The confirming code's step is recorded, so that code can't be replayed at sign-in.
+        added = adding.add_totp(s, client, user, acting, ch.payload or "", proof.step if proof else None, label,
+                                batch)
         return Completion(ch.purpose, session=added.session, notice=added.notice, codes=added.codes)
     if ch.purpose == ENROLL and user.mfa_enabled:  # a phone added beside other methods
         added = adding.add_phone(s, client, user, acting, ch.phone_e164, label)

@@ -42,6 +42,7 @@ migrate: install
 # uvloop and httptools (uvicorn[standard]) named outright, so a missing one fails here rather than falling back.
 # --no-proxy-headers: uvicorn would trust 127.0.0.1's X-Forwarded-For; the app trusts only FORWARDED_ALLOW_IPS.
 run: install static migrate
+	@echo "Open http://localhost:$(PORT) (passkeys need localhost: browsers refuse WebAuthn on an IP address)"
 	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) \
 		--loop uvloop --http httptools --no-proxy-headers --no-server-header
 

@@ -22,6 +22,7 @@ def prod_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "TWILIO_AUTH_TOKEN": "t" * 32,
         "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
+        "APP_BASE_URL": "https://accounts.example.com",
     }
     env.update(overrides)
     return env

@@ -37,7 +37,9 @@ from webapp.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 H1 = re.compile(r"<h1\b", re.I)
 # Path parameters for the GET routes that have them; a new parameterised route must be added here.
-PATH_PARAMS = {"twofa_stepup_form": [{"action": action} for action in ACTIONS]}
+PATH_PARAMS = {"twofa_stepup_form": [{"action": action} for action in ACTIONS],
+               # alice's phone is the first method the walk adds (ids restart at 1 on both databases)
+               "method_rename_form": [{"method_id": 1}], "method_remove_form": [{"method_id": 1}]}
 NOT_HTML = {"healthz"}  # plain text
 
 
@@ -129,7 +131,12 @@ def test_every_page_has_exactly_one_h1_and_every_fragment_none(client: TestClien
     r = form_post(client, "/2fa/verify", r.text, {"code": verify.code})
     seen.check("new recovery codes", r)
     walk(client, app, seen, "signed in with two-step verification")
+    for action in ("app", "passkey"):  # a new app (QR code and key) and a new passkey are states of GET /2fa
+        follow(client, form_post(client, f"/2fa/{action}", client.get(f"/2fa/{action}").text, {"password": PASSWORD}))
+        walk(client, app, seen, f"adding: {action}")
+        form_post(client, "/2fa/cancel", client.get("/2fa").text)
     r = follow(client, form_post(client, "/2fa/disable", client.get("/2fa/disable").text, {"password": PASSWORD}))
+    walk(client, app, seen, "proving it's you to turn two-step off")  # GET /2fa/another-way is a page now
     for _ in range(settings.mfa_max_checks):  # wrong codes until the step is over: the status state as a page
         r = form_post(client, "/2fa/verify", r.text, {"code": "1"})
     seen.check("too many wrong codes", r)

@@ -13,7 +13,16 @@ from webapp.models import MfaChallenge
 from webapp.security.cookies import cookie_state
 from webapp.settings import Settings
 from webapp.twofactor import challenges
-from webapp.twofactor.challenges import CHANGE_NEW, CHANGE_OLD, DISABLE, ENROLL, LOGIN, RECOVERY_ALLOWED
+from webapp.twofactor.challenges import (
+    ADD_TOTP,
+    CHANGE_NEW,
+    CHANGE_OLD,
+    DISABLE,
+    ENROLL,
+    LOGIN,
+    RECOVERY_ALLOWED,
+)
+from webapp.twofactor.methods import SMS, TOTP, WEBAUTHN
 from webapp.twofactor.phones import mask
 from webapp.twofactor.sending import Refused, cooldown_left, send_code
 from webapp.verify import VerifyError
@@ -25,14 +34,26 @@ HEADINGS = {
     DISABLE: "Confirm it's you",
     CHANGE_OLD: "Confirm it's you",
     CHANGE_NEW: "Confirm your new phone",
+    ADD_TOTP: "Set up your authenticator app",
 }
+METHOD_HEADINGS = {TOTP: "Enter the code from your app", WEBAUTHN: "Use your passkey"}
+# Where "Try another way" can switch to: the steps that prove it's you with a method the account already has.
+SWITCHABLE = frozenset({LOGIN, DISABLE})
+
+
+def heading(ch: MfaChallenge) -> str:
+    if ch.purpose in SWITCHABLE | {CHANGE_OLD} and ch.method in METHOD_HEADINGS:
+        return METHOD_HEADINGS[ch.method]
+    return HEADINGS.get(ch.purpose, "Enter your code")
 
 
 def code_step(settings: Settings, ch: MfaChallenge, *, error: str = "", call_possible: bool = True) -> dict[str, Any]:
     cooldown = cooldown_left(settings, ch)
     return {
-        "heading": HEADINGS.get(ch.purpose, "Enter your code"),
+        "heading": heading(ch),
         "purpose": ch.purpose,
+        "method": ch.method if ch.method in (SMS, TOTP, WEBAUTHN) else SMS,
+        "other_ways": ch.purpose in SWITCHABLE,
         "masked": mask(ch.phone_e164),
         # The full number only where it catches a typo: confirming a new number (R-PR1).
         "full_number": ch.phone_e164 if ch.purpose in (ENROLL, CHANGE_NEW) else "",

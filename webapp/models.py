@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from webapp.db import utcnow
@@ -104,6 +104,11 @@ class MfaChallenge(Base):
     next_path: Mapped[str] = mapped_column(String(512), default="/profile")
     remember: Mapped[bool] = mapped_column(Boolean, default=False)
     landline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How this step is proved: "sms" (a code sent by Verify), "totp" (an authenticator app) or "webauthn".
+    method: Mapped[str] = mapped_column(String(16), default="sms")
+    # Method state that must stay server-side: a new app's encrypted secret while it is set up, or the WebAuthn
+    # challenge of the ceremony in progress (taken, single use, by the answer that uses it).
+    payload: Mapped[str | None] = mapped_column(String(512))
 
 
 class RecoveryCode(Base):
@@ -142,3 +147,57 @@ class SecurityNotice(Base):
     kind: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Authenticator(Base):
+    """One of a user's ways to prove it's them: a phone (sms), an authenticator app (totp) or a passkey (webauthn).
+
+    For sms, users.phone_e164 stays the number the Verify path sends to; this row mirrors it with its label and times.
+    """
+
+    __tablename__ = "authenticators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(64))
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    # AES-GCM ciphertext of the TOTP secret (webapp.twofactor.secretbox), never the secret itself.
+    secret_enc: Mapped[str | None] = mapped_column(String(255))
+    # The last accepted time step: a code is accepted once only, and never one older than it (no replay).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    credential_id: Mapped[str | None] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[str | None] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when a passkey's signature counter went backwards: a sign of a cloned authenticator.
+    flagged_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RememberedBrowser(Base):
+    """"Don't ask again on this browser": the device cookie's token, hashed, with what the profile lists."""
+
+    __tablename__ = "remembered_browsers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PasskeyCeremony(Base):
+    """A passwordless sign-in in progress: its WebAuthn challenge, single use and expiring (no user known yet)."""
+
+    __tablename__ = "passkey_ceremonies"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    challenge: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -17,6 +17,11 @@ NOTICES = {
     "phone-changed": "Your phone number has been changed.",
     "codes-regenerated": "New recovery codes are ready; the old ones no longer work.",
     "password-changed": "Your password has been changed and your other sessions were signed out.",
+    "method-added": "The new way to sign in is ready. Your other sessions were signed out.",
+    "method-removed": "That way to sign in was removed, and remembered browsers were forgotten.",
+    "method-renamed": "The name was saved.",
+    "browser-forgotten": "That browser will be asked for the second step again.",
+    "browsers-forgotten": "Every remembered browser will be asked for the second step again.",
 }
 
 

@@ -8,11 +8,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp.account import password, profile, register, twofa
+from webapp.account import another_way as another_way_2fa
+from webapp.account import methods, password, phone, profile, register, remembered, twofa
 from webapp.htmx import redirect
 from webapp.monitoring import metrics_scrape, readyz
 from webapp.settings import Settings
-from webapp.signin import code_step, sign_out
+from webapp.signin import another_way, code_step, passkey_signin, sign_out
 from webapp.signin import password as password_step
 from webapp.verify.outbox import dev_outbox
 from webapp.web import load_auth
@@ -51,19 +52,34 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _get("/login/recovery", code_step.recovery_form),
         _post("/login/recovery", code_step.recovery_submit),
         _post("/login/cancel", code_step.verify_cancel),
+        _post("/login/passkey/options", code_step.passkey_options),
+        _get("/login/another-way", another_way.another_way_form),
+        _post("/login/another-way", another_way.another_way_submit),
+        _post("/login/passkey-only/options", passkey_signin.passwordless_options),
+        _post("/login/passkey-only", passkey_signin.passwordless_submit),
         _post("/logout", sign_out.logout_submit),
         _get("/profile", profile.profile_show),
         _post("/sessions/end-all", profile.sessions_end_all),
         _get("/account/password", password.password_form),
         _post("/account/password", password.password_submit),
         _get("/2fa", twofa.twofa_step),
-        _post("/2fa/phone-number", twofa.twofa_phone),
+        _post("/2fa/phone-number", phone.twofa_phone),
         _post("/2fa/verify", twofa.twofa_verify),
         _post("/2fa/recovery", twofa.twofa_recovery),
         _post("/2fa/resend", twofa.twofa_resend),
         _post("/2fa/call", twofa.twofa_call),
         _post("/2fa/cancel", twofa.twofa_cancel),
         _get("/2fa/recovery-used", twofa.twofa_recovery_used),
+        _get("/2fa/another-way", another_way_2fa.twofa_another_way_form),
+        _post("/2fa/another-way", another_way_2fa.twofa_another_way_submit),
+        _post("/2fa/passkey/options", methods.twofa_passkey_options),
+        _post("/2fa/passkey/register", methods.twofa_passkey_register),
+        _get("/2fa/methods/{method_id:int}/rename", methods.method_rename_form),
+        _post("/2fa/methods/{method_id:int}/rename", methods.method_rename_submit),
+        _get("/2fa/methods/{method_id:int}/remove", methods.method_remove_form),
+        _post("/2fa/methods/{method_id:int}/remove", methods.method_remove_submit),
+        _post("/browsers/{browser_id:int}/forget", remembered.browser_forget),
+        _post("/browsers/forget-all", remembered.browsers_forget_all),
         _get("/2fa/{action:str}", twofa.twofa_stepup_form),
         _post("/2fa/{action:str}", twofa.twofa_stepup_submit),
         # Compress only static files: HTML pages carry CSRF tokens, and compressing secrets invites BREACH.

@@ -5,6 +5,7 @@ transient model instances, read but never added to a session.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -33,6 +34,14 @@ def _value(column: Any, value: Any) -> Any:
 
 def as_datetime(value: datetime | str) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_dict(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    """A JSON column read through plain SQL: text on SQLite, already decoded on PostgreSQL."""
+    if isinstance(value, str):
+        decoded = json.loads(value)
+        return decoded if isinstance(decoded, dict) else {}
+    return value or {}
 
 
 def hydrate(model: type[M], row: Mapping[Any, Any], alias: str) -> M:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("webapp.settings")
 
@@ -114,6 +115,11 @@ class Settings:
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
     app_name: str = "Two-step Accounts"
+    # The origin people open the app at (links, and the WebAuthn RP ID and expected origin).
+    app_base_url: str = ""
+    # Encrypts TOTP secrets at rest: the first key encrypts, every key decrypts (rotation); empty: derived from
+    # SECRET_KEY (see webapp/twofactor/secretbox.py).
+    totp_encryption_keys: tuple[str, ...] = field(default=(), repr=False)
 
     password_min_length: int = 15
     password_max_length: int = 128
@@ -177,6 +183,37 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def app_base_url_from(env: Mapping[str, str], production: bool) -> str:
+    """The origin used in links: APP_BASE_URL, or in development http://localhost:PORT (browsers refuse WebAuthn
+    on IP-address origins, so development is opened at localhost)."""
+    base = env.get("APP_BASE_URL", "").strip().rstrip("/")
+    if not base:
+        if production:
+            raise ConfigError(
+                "APP_BASE_URL is required in production (the origin used in links, e.g. https://accounts.example.com)"
+            )
+        host = env.get("HOST", "127.0.0.1").strip()
+        port = env.get("PORT", "8000").strip()
+        name = "localhost" if host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "") else host  # noqa: S104
+        base = f"http://{name}:{port}"
+    try:
+        parts = urlsplit(base)
+        host_name = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"APP_BASE_URL is not a URL: {base!r}") from None
+    if parts.scheme not in ("http", "https") or not host_name:
+        raise ConfigError(f"APP_BASE_URL must be an http(s) origin such as https://accounts.example.com, got {base!r}")
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"APP_BASE_URL must be an origin only (no path, query or fragment), got {base!r}")
+    if production and parts.scheme != "https" and host_name not in LOOPBACK_HOSTS:
+        raise ConfigError(f"APP_BASE_URL must use https in production, got {base!r}")
+    return base
 
 
 def _instance_secret(instance_dir: Path, name: str, nbytes: int) -> str:
@@ -248,6 +285,8 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         database_url=database_url,
         instance_dir=instance_dir,
         app_name=env.get("APP_NAME", Settings.app_name),
+        app_base_url=app_base_url_from(env, production),
+        totp_encryption_keys=tuple(k.strip() for k in env.get("TOTP_ENCRYPTION_KEYS", "").split(",") if k.strip()),
         password_min_length=min_length,
         bcrypt_rounds=rounds,
         session_idle_s=_int(env, "SESSION_IDLE_MINUTES", 30, minimum=1) * 60,

@@ -25,6 +25,9 @@ def _context(request: Request) -> dict[str, Any]:
         "dev_backend": not settings.production and getattr(request.app.state, "verify_name", "") == "development",
         "notice": notice_text(request.query_params.get("notice")),
         "csrf_token": lambda: cookie_state(request).csrf(),
+        # WebAuthn works only at the origin its RP ID belongs to: elsewhere the passkey controls explain why not.
+        "app_origin": settings.app_base_url,
+        "passkeys_here": bool(settings.app_base_url) and str(request.base_url).rstrip("/") == settings.app_base_url,
     }
 
 

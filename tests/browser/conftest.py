@@ -122,13 +122,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app under a real uvicorn on a free port, migrated first; yields its base URL."""
     tmp = tmp_path_factory.mktemp("browser-server")
     env = _server_env(tmp)
+    port = _free_port()
+    # Passkeys work at this origin only (WebAuthn refuses IP addresses); other tests keep using 127.0.0.1.
+    env["APP_BASE_URL"] = f"http://localhost:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "browser-server.log"
     migrated = subprocess.run([sys.executable, "-m", "webapp.migrate"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120, check=False)
     if migrated.returncode:
         raise RuntimeError(f"migration failed:\n{migrated.stderr[-3000:]}")
-    port = _free_port()
     uvicorn = ROOT / ".venv" / "bin" / "uvicorn"
     command = [str(uvicorn)] if uvicorn.exists() else [sys.executable, "-m", "uvicorn"]
     with log.open("wb") as out:
@@ -176,8 +178,8 @@ def new_context(browser: Browser, server: str) -> Iterator[NewContext]:
     contexts: list[BrowserContext] = []
 
     def make(javascript: bool = True, **options: Any) -> BrowserContext:
-        context = browser.new_context(base_url=server, viewport=VIEWPORT, java_script_enabled=javascript,
-                                      locale="en-GB", **options)
+        options.setdefault("base_url", server)
+        context = browser.new_context(viewport=VIEWPORT, java_script_enabled=javascript, locale="en-GB", **options)
         context.set_default_timeout(10_000)
         if not javascript:
             NO_JS_CONTEXTS.add(context)

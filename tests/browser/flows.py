@@ -74,7 +74,7 @@ def fill_login(page: Page, username: str, password: str = PASSWORD) -> None:
         page.goto("/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def login(page: Page, username: str, password: str = PASSWORD) -> None:

@@ -553,12 +553,14 @@ def test_keyboard_only_code_step(js_page: Page, shots: Shots) -> None:
     page.keyboard.type(latest(page, user.number).code)
 
     stops = []
-    for _ in range(5):
+    for _ in range(6):
         page.keyboard.press("Tab")
         stops.append(focus_indicator(page)["text"] or focused_id(page))
         _ring(page, f"Tab to {stops[-1]!r}")
-    # "Call me instead" is there from the start (aria-disabled during the cooldown, still a tab stop).
-    assert stops[:4] == ["Verify", "Resend code", "Call me instead", "Use a recovery code"], stops
+    # "Call me instead" is there from the start (aria-disabled during the cooldown, still a tab stop). The
+    # "Don't ask again on this browser" checkbox comes first, inside the code form; "Try another way" after recovery.
+    assert stops[:6] == ["remember-browser", "Verify", "Resend code", "Call me instead", "Use a recovery code",
+                         "Try another way"], stops
     shots(page, "tabbed")
     for _ in range(4):
         page.keyboard.press("Shift+Tab")

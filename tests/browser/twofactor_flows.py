@@ -155,7 +155,7 @@ def login_to_code_step(page: Page, username: str, password: str = PASSWORD) -> N
         page.goto("/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect_code_step(page)
     expect(page).to_have_url(re.compile(r"/login/verify$"))
 

@@ -20,7 +20,7 @@ from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.security.sessions import NewSession
 from webapp.settings import Settings
-from webapp.twofactor import challenges
+from webapp.twofactor import browsers, challenges, methods
 from webapp.twofactor.challenges import LOGIN, Opened
 from webapp.twofactor.checking import lock_left
 
@@ -37,6 +37,7 @@ class PasswordStep:
     stale_sids: tuple[str, ...] = ()
     refused_by: str = ""  # the limit that refused the attempt before any password check
     locked_now: bool = False  # this failure locked the account
+    method: str = "sms"  # how the second step starts: the user's default method
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def _insert_user(s: Session, client: Client, username: str, display: str, email:
 
 
 async def password_step(deps: Deps, client: Client, username: str, password: str, *, remember: bool,
-                        next_path: str, challenge_token: str | None) -> PasswordStep:
+                        next_path: str, challenge_token: str | None, device_token: str | None = None
+                        ) -> PasswordStep:
+    """device_token: this browser's "don't ask again" cookie, which skips the second step for its own user only."""
     settings = deps.settings
     key = login_key(settings, username)
     gate = await deps.db.write(_admit, settings, client, key, username)
@@ -84,7 +87,7 @@ async def password_step(deps: Deps, client: Client, username: str, password: str
     # Equal bcrypt work whether or not the account exists (R-L4).
     right = await check_password(settings, password, gate.password_hash if gate.id else deps.dummy_hash)
     step = await deps.db.write(_decide, settings, client, key, gate, right and gate.id > 0, remember=remember,
-                               next_path=next_path, challenge_token=challenge_token)
+                               next_path=next_path, challenge_token=challenge_token, device_token=device_token)
     if step.locked_now:
         metrics.locked_out("login")
     return step
@@ -107,7 +110,7 @@ def _admit(s: Session, settings: Settings, client: Client, key: str, username: s
 
 
 def _decide(s: Session, settings: Settings, client: Client, key: str, seen: _Snapshot, right: bool, *,
-            remember: bool, next_path: str, challenge_token: str | None) -> PasswordStep:
+            remember: bool, next_path: str, challenge_token: str | None, device_token: str | None) -> PasswordStep:
     subject = key.split(":", 1)[1][:16]
     user = sessions.lock_user(s, seen.id) if seen.id else None
     # A password checked against a hash or epoch that changed meanwhile proves nothing about the account now.
@@ -131,12 +134,17 @@ def _decide(s: Session, settings: Settings, client: Client, key: str, seen: _Sna
         return PasswordStep(True, session=new)
     if wait := lock_left(user):
         return PasswordStep(False, mfa_wait=wait)  # locked second step: no code is sent (R-O6)
+    if browsers.recognise(s, user.id, device_token):  # "don't ask again on this browser", for this user only
+        new = sessions.start(s, user, client, remember=remember, mfa_passed=True)
+        audit.record(s, client, event, "success", user_id=user.id, factor="password", remembered_browser=True)
+        return PasswordStep(True, session=new)
     audit.record(s, client, event, "success", user_id=user.id, factor="password",
                  outcome_detail="second_step_required")
     stale = challenges.discard_token(s, challenge_token)
+    method = methods.default_kind(methods.rows_of(s, user.id), phone=user.phone_e164)
     opened = challenges.open_challenge(s, settings, user, LOGIN, user.phone_e164 or "", next_path=next_path,
-                                       remember=remember)
-    return PasswordStep(True, challenge=opened, stale_sids=tuple(stale))
+                                       remember=remember, method=method)
+    return PasswordStep(True, challenge=opened, stale_sids=tuple(stale), method=method)
 
 
 async def confirm_password(deps: Deps, client: Client, user: User, password: str, *, event: str) -> str | None:
@@ -180,4 +188,5 @@ def _store_password(s: Session, settings: Settings, client: Client, auth: sessio
     s.add(SecurityNotice(user_id=user.id, kind="password_changed"))
     audit.record(s, client, "authn_password_change", "success", user_id=user.id)
     sessions.end_all(s, user)  # two-step verification stays as it was
+    browsers.forget_all(s, user.id)  # but every remembered browser asks for it again
     return sessions.start(s, user, client, remember=auth.session.remember, mfa_passed=auth.session.mfa_passed)

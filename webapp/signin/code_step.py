@@ -8,18 +8,22 @@ from starlette.responses import Response
 from webapp.codestep import cancel_verifications, discard, render_code_step, send_and_render, sent_flash
 from webapp.forms import read_form
 from webapp.htmx import redirect, render
+from webapp.passkeystep import ceremony_options, json_response
 from webapp.security.cookies import cookie_state
 from webapp.security.redirects import safe_next
+from webapp.signin import device
 from webapp.twofactor import challenges
 from webapp.twofactor.challenges import LOGIN, Found
 from webapp.twofactor.checking import Outcome, check
 from webapp.twofactor.completion import note_failed_step
+from webapp.twofactor.methods import WEBAUTHN
+from webapp.twofactor.passkeys import MAX_CREDENTIAL_JSON
 from webapp.web import client, deps_of, record, use_session
 
 LOGIN_ONLY = frozenset({LOGIN})
 
 
-async def _current(request: Request) -> Found | Response:
+async def current_step(request: Request) -> Found | Response:
     """The browser's pending sign-in step, or where to go instead."""
     token = cookie_state(request).get("challenge_id")
     found = await deps_of(request).db.read(challenges.find, token, LOGIN_ONLY, include_expired=True)
@@ -34,19 +38,31 @@ async def _current(request: Request) -> Found | Response:
 
 
 async def verify_form(request: Request) -> Response:
-    found = await _current(request)
+    found = await current_step(request)
     if isinstance(found, Response):
         return found
     return render_code_step(request, found.challenge, flash=sent_flash(request, found.challenge))
 
 
 async def verify_submit(request: Request) -> Response:
-    form = await read_form(request, {"code": 32})
-    found = await _current(request)
+    """A code (from a message or an app) or a passkey's answer, whichever the step's method takes."""
+    form = await read_form(request, {"code": 32, "credential": MAX_CREDENTIAL_JSON, "remember_browser": 8})
+    found = await current_step(request)
     if isinstance(found, Response):
         return found
-    outcome = await check(deps_of(request), client(request), found, form["code"], factor="sms")
+    answer = form["credential"] if found.challenge.method == WEBAUTHN else form["code"]
+    outcome = await check(deps_of(request), client(request), found, answer, factor="code",
+                          remember_browser=form["remember_browser"] in ("1", "on"))
     return await _after_check(request, found, outcome)
+
+
+async def passkey_options(request: Request) -> Response:
+    """The WebAuthn request options for the pending sign-in's passkeys (JSON for static/webauthn.js)."""
+    await read_form(request, {})
+    found = await current_step(request)
+    if isinstance(found, Response) or found.challenge.method != WEBAUTHN:
+        return json_response({"error": "This sign-in step has ended. Please start again."}, 409)
+    return await ceremony_options(request, found)
 
 
 def _recovery_page(request: Request, error: str = "", status: int = 200) -> Response:
@@ -54,7 +70,7 @@ def _recovery_page(request: Request, error: str = "", status: int = 200) -> Resp
 
 
 async def recovery_form(request: Request) -> Response:
-    found = await _current(request)
+    found = await current_step(request)
     if isinstance(found, Response):
         return found
     return _recovery_page(request)
@@ -62,7 +78,7 @@ async def recovery_form(request: Request) -> Response:
 
 async def recovery_submit(request: Request) -> Response:
     form = await read_form(request, {"recovery_code": 64})
-    found = await _current(request)
+    found = await current_step(request)
     if isinstance(found, Response):
         return found
     outcome = await check(deps_of(request), client(request), found, form["recovery_code"], factor="recovery")
@@ -76,7 +92,10 @@ async def _after_check(request: Request, found: Found, outcome: Outcome, *, reco
     if outcome.ok:
         assert outcome.done and outcome.done.session
         use_session(request, outcome.done.session)
-        return redirect(request, "/2fa/recovery-used" if recovery else safe_next(outcome.done.next_path))
+        response = redirect(request, "/2fa/recovery-used" if recovery else safe_next(outcome.done.next_path))
+        if outcome.done.device_token:
+            device.keep(response, deps_of(request).settings, outcome.done.device_token)
+        return response
     if outcome.over:
         if outcome.result != "ended":  # "ended": another request finished this step; nothing failed
             await deps_of(request).db.write(note_failed_step, ch.user_id)
@@ -89,7 +108,7 @@ async def _after_check(request: Request, found: Found, outcome: Outcome, *, reco
 
 async def _resend(request: Request, channel: str) -> Response:
     await read_form(request, {})
-    found = await _current(request)
+    found = await current_step(request)
     if isinstance(found, Response):
         return found
     return await send_and_render(request, found.challenge.id_hash, channel, again=True)

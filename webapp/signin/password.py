@@ -12,8 +12,10 @@ from webapp.identity.usernames import canonical
 from webapp.identity.users import password_step
 from webapp.security.cookies import cookie_state
 from webapp.security.redirects import safe_next
+from webapp.signin import device
 from webapp.twofactor import challenges
 from webapp.twofactor.checking import locked_message
+from webapp.twofactor.methods import SMS
 from webapp.twofactor.sending import Refused, send_code
 from webapp.web import client, deps_of, load_auth, use_challenge, use_session
 
@@ -21,7 +23,7 @@ LOGIN_FIELDS = {"username": 64, "password": 1024, "remember": 8, "next": 512}
 LOGIN_ERROR = "Incorrect username or password."
 
 
-def _login_page(request: Request, form: Form, status: int = 200, error: str | None = None,
+def login_page(request: Request, form: Form, status: int = 200, error: str | None = None,
                 retry_after: int = 0) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     context = {"form": form, "error": error, "next": safe_next(form["next"] or request.query_params.get("next"))}
@@ -31,7 +33,7 @@ def _login_page(request: Request, form: Form, status: int = 200, error: str | No
 async def login_form(request: Request) -> Response:
     if await load_auth(request):
         return redirect(request, safe_next(request.query_params.get("next")))
-    return _login_page(request, Form(values={"next": request.query_params.get("next", "")}))
+    return login_page(request, Form(values={"next": request.query_params.get("next", "")}))
 
 
 async def login_submit(request: Request) -> Response:
@@ -43,21 +45,26 @@ async def login_submit(request: Request) -> Response:
     deps = deps_of(request)
     result = await password_step(deps, client(request), canonical(form["username"]), password,
                                  remember=form["remember"] in ("1", "on", "true"), next_path=form["next"],
-                                 challenge_token=cookie_state(request).get("challenge_id"))
+                                 challenge_token=cookie_state(request).get("challenge_id"),
+                                 device_token=device.token_of(request))
     if result.retry_after:
         minutes = (result.retry_after + 59) // 60
         message = f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-        return _login_page(request, form, 429, message, result.retry_after)
+        return login_page(request, form, 429, message, result.retry_after)
     if result.mfa_wait:
-        return _login_page(request, form, 429, locked_message(result.mfa_wait), result.mfa_wait)
+        return login_page(request, form, 429, locked_message(result.mfa_wait), result.mfa_wait)
     if not result.ok:
-        return _login_page(request, form, 422, LOGIN_ERROR)
+        return login_page(request, form, 422, LOGIN_ERROR)
     if result.session:
         use_session(request, result.session)
         return redirect(request, form["next"])
     assert result.challenge
     use_challenge(request, result.challenge.token)
     await cancel_verifications(request, result.stale_sids)
+    if result.method != SMS:  # an app or a passkey: nothing to send
+        if not wants_fragment(request):
+            return redirect(request, "/login/verify")
+        return render_code_step(request, await deps.db.read(challenges.reload, result.challenge.id_hash))
     return await _first_code(request, result.challenge.id_hash)
 
 

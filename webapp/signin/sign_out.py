@@ -12,6 +12,7 @@ from webapp.htmx import redirect
 from webapp.security import audit, sessions
 from webapp.security.clients import Client
 from webapp.security.cookies import cookie_state
+from webapp.signin import device
 from webapp.twofactor import challenges
 from webapp.web import client, deps_of, load_auth
 
@@ -34,5 +35,8 @@ async def logout_submit(request: Request) -> Response:
     await cancel_verifications(request, stale)
     state.clear()
     response = redirect(request, "/login", notice="signed-out")
-    response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+    # A remembered browser keeps its device cookie across a sign-out (that is what remembering is for); the session
+    # cookie is expired above either way. Without one, every cookie of the site goes.
+    remembered = device.token_of(request) is not None
+    response.headers["Clear-Site-Data"] = '"cache", "storage"' if remembered else '"cache", "cookies", "storage"'
     return response

@@ -26,7 +26,11 @@ DISABLE = "disable"
 CHANGE_OLD = "change_phone_old"
 CHANGE_NEW = "change_phone_new"
 REGEN = "recovery_regen"
-STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN})
+ADD_TOTP = "add_totp"
+ADD_PASSKEY = "add_passkey"
+STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN, ADD_TOTP, ADD_PASSKEY})
+# Purposes that add a method: the first method added turns two-step verification on and issues recovery codes.
+FIRST_METHOD_CAPABLE = frozenset({ENROLL, ADD_TOTP, ADD_PASSKEY})
 NEW_NUMBER = frozenset({ENROLL, CHANGE_NEW})
 RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD})
 CODE_RE = re.compile(r"^\d{6}$")
@@ -67,7 +71,8 @@ def open_conditions(now: datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 def open_challenge(s: Session, settings: Settings, user: User, purpose: str, phone: str, *,
-                   session_hash: str | None = None, next_path: str = "/profile", remember: bool = False) -> Opened:
+                   session_hash: str | None = None, next_path: str = "/profile", remember: bool = False,
+                   method: str = "sms", payload: str | None = None) -> Opened:
     """A new challenge bound to the user's current epoch (and, for step-ups, to the acting session)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -75,7 +80,7 @@ def open_challenge(s: Session, settings: Settings, user: User, purpose: str, pho
         id_hash=hash_id(token), user_id=user.id, purpose=purpose, auth_session_hash=session_hash,
         user_epoch=user.session_epoch, phone_e164=phone, created_at=now,
         expires_at=now + timedelta(seconds=settings.mfa_challenge_ttl_s), next_path=next_path, remember=remember,
-        sends=0, failed_checks=0, channel="sms", landline=False,
+        sends=0, failed_checks=0, channel="sms", landline=False, method=method, payload=payload,
     )
     s.add(ch)
     s.flush()
@@ -152,3 +157,31 @@ def refund_check(s: Session, id_hash: str) -> None:
 
 def reload(s: Session, id_hash: str) -> MfaChallenge:
     return s.execute(select(MfaChallenge).where(MfaChallenge.id_hash == id_hash)).scalar_one()
+
+
+def take_payload(s: Session, id_hash: str) -> str | None:
+    """The ceremony state on an open challenge, cleared as it is taken: one answer per ceremony.
+
+    The clearing UPDATE repeats the value read, so of two concurrent takers exactly one gets it (RETURNING would
+    give the new value, NULL, not the one taken)."""
+    current = s.execute(select(MfaChallenge.payload).where(
+        MfaChallenge.id_hash == id_hash, MfaChallenge.payload.is_not(None), *open_conditions(utcnow()))
+    ).scalar_one_or_none()
+    if current is None:
+        return None
+    taken = s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, MfaChallenge.payload == current)
+                      .values(payload=None))
+    return current if taken.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def set_payload(s: Session, id_hash: str, payload: str) -> bool:
+    result = s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, *open_conditions(utcnow()))
+                       .values(payload=payload))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def switch_method(s: Session, id_hash: str, method: str) -> bool:
+    """"Try another way": the open challenge is now proved by `method` (the attempt counts carry over)."""
+    result = s.execute(update(MfaChallenge).where(MfaChallenge.id_hash == id_hash, *open_conditions(utcnow()))
+                       .values(method=method, payload=None))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,9 +1,10 @@
-"""The one code-step engine: check a code or a recovery code against a challenge, for every purpose.
+"""The one code-step engine: check an answer against a challenge, for every purpose and every method.
 
-Each attempt is counted before it is checked (per challenge, per user, and per IP for recovery codes) by
-conditional UPDATEs, so concurrent guesses can't share one count (R-O5, R-O6). The check itself (Twilio, or one
-bcrypt) runs outside any transaction; the unit of work that follows consumes the challenge and applies the
-purpose's effect, or settles the failure.
+The answer is a code (sent by SMS, or from an authenticator app), a passkey's assertion, or a recovery code; what
+differs per method lives in proofs.py. Each attempt is counted before it is checked (per challenge, per user, and
+per IP for recovery codes) by conditional UPDATEs, so concurrent guesses can't share one count (R-O5, R-O6). The
+check itself (Twilio, bcrypt, HMAC or a signature) runs outside any transaction; the unit of work that follows claims
+the proof, consumes the challenge and applies the purpose's effect, or settles the failure.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from sqlalchemy.orm import Session
 from webapp import metrics
 from webapp.db import utcnow
 from webapp.deps import Deps
-from webapp.models import AuthSession, MfaChallenge, User
+from webapp.models import AuthSession, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
-from webapp.twofactor import challenges, recovery
-from webapp.twofactor.challenges import ENROLL, Found, clean_code
+from webapp.twofactor import challenges, passkeys, proofs, recovery
+from webapp.twofactor.answers import Candidate, Proof
+from webapp.twofactor.challenges import Found, clean_code
 from webapp.twofactor.completion import NUMBER_REFUSED, Completion, complete, number_taken
+from webapp.twofactor.methods import SMS, TOTP, WEBAUTHN
+from webapp.twofactor.proofs import RECOVERY
 from webapp.verify import TooManyChecks, VerificationGone, VerifyError
 
 UNAVAILABLE = "We couldn't reach the SMS service to check the code. Nothing has changed; please try again in a minute."
@@ -43,14 +47,17 @@ class Outcome:
     retry_after: int = 0
     notice: str = "too-many-attempts"
     done: Completion | None = None
-    # For the checks metric: passed, wrong, locked, locked_out, exhausted, expired, unavailable, rate_limited, ended.
-    result: str = "wrong"
+    result: str = "wrong"  # for the checks-by-outcome metric: passed, wrong, exhausted, locked, ended, …
 
 
 @dataclass(frozen=True)
 class _Attempt:
     checks: int
-    candidates: list[tuple[int, str]]
+    candidates: list[Candidate]
+    expected: str | None = None  # a passkey ceremony's challenge, taken from the row by this attempt
+
+
+WHERE_FROM = {SMS: "the message", TOTP: "your authenticator app"}
 
 
 def locked_message(seconds: int) -> str:
@@ -65,9 +72,14 @@ def lock_left(user: User) -> int:
 
 
 async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: str,
-                acting: AuthSession | None = None) -> Outcome:
-    """Check `raw` (a code, or a recovery code when factor == "recovery") and, if right, complete the step."""
-    outcome = await _check(deps, client, found, raw, factor=factor, acting=acting)
+                acting: AuthSession | None = None, label: str = "", remember_browser: bool = False) -> Outcome:
+    """Check `raw` against the challenge and, if right, complete the step.
+
+    factor: "recovery" for a recovery code; otherwise the challenge's own method answers ("sms" is accepted for
+    it, as before methods existed). label: the name for a method being added.
+    """
+    outcome = await _check(deps, client, found, raw, factor=factor, acting=acting, label=label,
+                           remember_browser=remember_browser)
     metrics.code_checked(factor, outcome.result)
     if outcome.result == "locked_out":
         metrics.locked_out("mfa")
@@ -77,25 +89,26 @@ async def check(deps: Deps, client: Client, found: Found, raw: str, *, factor: s
 
 
 async def _check(deps: Deps, client: Client, found: Found, raw: str, *, factor: str,
-                 acting: AuthSession | None) -> Outcome:
+                 acting: AuthSession | None, label: str, remember_browser: bool) -> Outcome:
     ch, user = found.challenge, found.user
+    factor = factor if factor == RECOVERY else ch.method
     if wait := lock_left(user):
         return Outcome(False, locked_message(wait), status=429, retry_after=wait, result="locked")
     if found.expired:
         return Outcome(False, EXPIRED, over=True, notice="login-expired", result="expired")
-    code = raw[:64] if factor == "recovery" else clean_code(raw)
+    code = raw[:64] if factor == RECOVERY else raw if factor == WEBAUTHN else clean_code(raw)
     try:
         attempt = await deps.db.write(_reserve, deps.settings, client, ch.id_hash, user.id, factor, code)
     except _Refused as refused:
         return refused.outcome
-    if code is None or (factor != "recovery" and not ch.verification_sid):
+    if code is None or (factor == WEBAUTHN and not code) or (factor == SMS and not ch.verification_sid):
         failed = await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
-        if failed.over:
+        if failed.over or factor == WEBAUTHN:
             return failed
-        return Outcome(False, "Enter the 6-digit code from the message. " + failed.message.split(". ", 1)[1],
-                       result=failed.result)
+        return Outcome(False, f"Enter the 6-digit code from {WHERE_FROM.get(factor, 'the message')}. "
+                       + failed.message.split(". ", 1)[1], result=failed.result)
     try:
-        passed = await _passes(deps, ch, code, attempt, factor)
+        passed = await proofs.prove(deps, ch, factor, code, attempt.candidates, attempt.expected)
     except TooManyChecks:
         return Outcome(False, TOO_MANY, over=True, status=429, result="exhausted")
     except VerificationGone:
@@ -103,20 +116,22 @@ async def _check(deps: Deps, client: Client, found: Found, raw: str, *, factor: 
     except VerifyError:
         await deps.db.write(_refund, ch.id_hash, user.id)
         return Outcome(False, UNAVAILABLE, status=503, retry_after=60, result="unavailable")
-    if passed is None:
-        return await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
+    if passed is None or passed.problem:
+        failed = await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt,
+                                     passed)
+        return failed
+    first = ch.purpose in challenges.FIRST_METHOD_CAPABLE and not user.mfa_enabled
     batch = await recovery.make_batch(deps.settings.secret_key, deps.settings.recovery_code_count,
-                                      deps.settings.bcrypt_rounds) if ch.purpose == ENROLL else None
-    return await deps.db.write(_settle_pass, deps.settings, client, ch.id_hash, user.id, factor, passed, acting, batch)
+                                      deps.settings.bcrypt_rounds) if first else None
+    try:
+        return await deps.db.write(_settle_pass, deps.settings, client, ch.id_hash, user.id, factor, passed, acting,
+                                   batch, label, remember_browser)
+    except _ClaimLost:  # a concurrent answer spent the same proof (a replayed app code, a cloned passkey)
+        return await deps.db.write(_settle_failure, deps.settings, client, ch.id_hash, user.id, factor, attempt)
 
 
-async def _passes(deps: Deps, ch: MfaChallenge, code: str, attempt: _Attempt, factor: str) -> int | None:
-    """Approved: the matched recovery-code row id (0 for an SMS code); None when wrong."""
-    if factor == "recovery":
-        return await recovery.match(attempt.candidates, code)
-    assert ch.verification_sid
-    result = await deps.verify.check(ch.verification_sid, code)
-    return 0 if result.approved else None
+class _ClaimLost(Exception):
+    """Raised inside the consuming unit of work, so the consumption rolls back with it."""
 
 
 class _Refused(Exception):
@@ -128,7 +143,7 @@ class _Refused(Exception):
 def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
              code: str | None) -> _Attempt:
     now = utcnow()
-    if factor == "recovery":
+    if factor == RECOVERY:
         key = throttle.throttle_key(settings.secret_key, "recovery-ip", client.ip)
         verdict = throttle.hit(s, key, settings.recovery_checks_per_ip_per_hour, 3600)
         if not verdict.allowed:
@@ -141,13 +156,14 @@ def _reserve(s: Session, settings: Settings, client: Client, ch_id: str, user_id
         raise _Refused(Outcome(False, locked_message(settings.mfa_lock_s), status=429, retry_after=settings.mfa_lock_s,
                                result="locked"))
     checks = challenges.reserve_check(s, ch_id, settings.mfa_max_checks)
+    ch = challenges.reload(s, ch_id)
     if checks is None:  # out of attempts, or closed meanwhile; raising also rolls back the user's count
-        ch = challenges.reload(s, ch_id)
         if ch.failed_checks >= settings.mfa_max_checks:
             raise _Refused(Outcome(False, TOO_MANY, over=True, status=429, result="exhausted"))
         raise _Refused(Outcome(False, ENDED, over=True, status=409, notice="", result="ended"))
-    rows = recovery.candidates(s, settings.secret_key, user_id, code) if factor == "recovery" and code else []
-    return _Attempt(checks, rows)
+    # A passkey ceremony's challenge answers one assertion only: this attempt takes it off the row.
+    expected = challenges.take_payload(s, ch_id) if factor == WEBAUTHN else None
+    return _Attempt(checks, proofs.candidates(s, settings, ch, factor, code), expected)
 
 
 def _refund(s: Session, ch_id: str, user_id: int) -> None:
@@ -157,11 +173,13 @@ def _refund(s: Session, ch_id: str, user_id: int) -> None:
 
 
 def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
-                    attempt: _Attempt) -> Outcome:
+                    attempt: _Attempt, proof: Proof | None = None) -> Outcome:
     """The reserved attempt was wrong: it stays counted; lock the second step or end the challenge at the limits."""
     ch = challenges.reload(s, ch_id)
     audit.record(s, client, "mfa_check_fail", "failure", user_id=user_id, factor=factor, purpose=ch.purpose,
-                 channel=ch.channel)
+                 channel=ch.channel, method=ch.method)
+    if proof is not None and proof.problem:
+        passkeys.flag(s, client, user_id, proof)
     lock = utcnow() + timedelta(seconds=settings.mfa_lock_s)
     locked = s.execute(update(User).where(User.id == user_id, User.mfa_failed_count >= settings.mfa_lock_failures,
                                           User.mfa_locked_until.is_(None) | (User.mfa_locked_until <= utcnow()))
@@ -175,27 +193,30 @@ def _settle_failure(s: Session, settings: Settings, client: Client, ch_id: str, 
     if left <= 0:
         challenges.invalidate(s, ch_id)
         return Outcome(False, TOO_MANY, over=True, status=429)  # a wrong code, and the last one allowed
-    noun = "recovery code" if factor == "recovery" else "code"
-    return Outcome(False, f"That {noun} isn't right. {left} attempt{'s' if left != 1 else ''} left.")
+    noun = {RECOVERY: "recovery code", WEBAUTHN: "passkey"}.get(factor, "code")
+    wrong = "didn't work" if factor == WEBAUTHN else "isn't right"
+    return Outcome(False, f"That {noun} {wrong}. {left} attempt{'s' if left != 1 else ''} left.")
 
 
 def _settle_pass(s: Session, settings: Settings, client: Client, ch_id: str, user_id: int, factor: str,
-                 recovery_row: int, acting: AuthSession | None, batch: recovery.Batch | None) -> Outcome:
-    # Every recovery code is spent under its owner's lock, so "unused" read here still holds at mark_used below;
-    # the challenge is consumed first, so a request that loses the race burns no code.
+                 proof: Proof, acting: AuthSession | None, batch: recovery.Batch | None, label: str,
+                 remember_browser: bool) -> Outcome:
+    # The challenge is consumed before the proof is claimed: a request that loses the race for the challenge spends
+    # nothing (no recovery code, no app time step); one that loses the race for the proof rolls back (_ClaimLost).
     user = sessions.lock_user(s, user_id)
     ch = challenges.reload(s, ch_id)
-    if user is None or (factor == "recovery" and not recovery.unused(s, recovery_row)):
+    if user is None:
         return _settle_failure(s, settings, client, ch_id, user_id, factor, _Attempt(ch.failed_checks, []))
     if ch.purpose in challenges.NEW_NUMBER and number_taken(s, settings, user_id, ch.phone_e164):
         challenges.invalidate(s, ch_id)
         return Outcome(False, NUMBER_REFUSED, over=True, status=422, notice="", result="ended")
     if not challenges.consume(s, ch_id):
         return Outcome(False, ENDED, over=True, status=409, notice="", result="ended")
+    if not proofs.claim(s, user_id, factor, proof):
+        raise _ClaimLost
     user.mfa_failed_count, user.mfa_locked_until = 0, None
-    if factor == "recovery":
-        if not recovery.mark_used(s, recovery_row):
-            raise RuntimeError("a recovery code was spent while its owner's row was locked")
+    if factor == RECOVERY:
         audit.record(s, client, "recovery_code_used", "success", user_id=user.id, purpose=ch.purpose)
-    done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch)
+    done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch,
+                    proof=proof, label=label, remember_browser=remember_browser)
     return Outcome(True, done=done, result="passed")

@@ -12,8 +12,10 @@ from webapp.models import AuthenticatorEvent, AuthSession, MfaChallenge, Recover
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
-from webapp.twofactor import recovery
+from webapp.twofactor import adding, browsers, methods, recovery
+from webapp.twofactor.answers import Proof
 from webapp.twofactor.challenges import (
+    ADD_TOTP,
     CHANGE_NEW,
     CHANGE_OLD,
     DISABLE,
@@ -39,6 +41,7 @@ class Completion:
     codes: list[str] = field(default_factory=list)  # recovery codes, shown once
     next_step: Opened | None = None  # changing the phone: the step for the new number
     problem: str = ""  # the step passed but its effect was refused
+    device_token: str = ""  # "Don't ask again on this browser": the new device cookie's value
 
 
 def number_taken(s: Session, settings: Settings, user_id: int, phone: str) -> bool:
@@ -53,11 +56,20 @@ def number_taken(s: Session, settings: Settings, user_id: int, phone: str) -> bo
 
 
 def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, user: User, *, factor: str,
-             acting: AuthSession | None, batch: recovery.Batch | None) -> Completion:
+             acting: AuthSession | None, batch: recovery.Batch | None, proof: Proof | None = None, label: str = "",
+             remember_browser: bool = False) -> Completion:
     """`user` is locked and `ch` already consumed by the caller."""
     if ch.purpose == LOGIN:
-        return _signed_in(s, client, ch, user, factor)
+        return _signed_in(s, client, ch, user, factor, remember_browser)
     assert acting is not None
+    if ch.purpose == ADD_TOTP:
+        # The confirming code's step is recorded, so that code can't be replayed at sign-in.
+        added = adding.add_totp(s, client, user, acting, ch.payload or "", proof.step if proof else None, label,
+                                batch)
+        return Completion(ch.purpose, session=added.session, notice=added.notice, codes=added.codes)
+    if ch.purpose == ENROLL and user.mfa_enabled:  # a phone added beside other methods
+        added = adding.add_phone(s, client, user, acting, ch.phone_e164, label)
+        return Completion(ch.purpose, session=added.session, notice=added.notice)
     if ch.purpose == CHANGE_OLD:
         step = open_challenge(s, settings, user, CHANGE_NEW, "", session_hash=acting.id_hash)
         return Completion(ch.purpose, next_step=step)
@@ -66,6 +78,7 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
         _unbind(s, user.id)
         s.add(AuthenticatorEvent(user_id=user.id, kind="sms", last2=last2(ch.phone_e164), bound_at=now))
         user.phone_e164, user.phone_verified_at = ch.phone_e164, now  # only now, after approval (R-O2)
+        methods.set_phone(s, user.id, ch.phone_e164)
     codes: list[str] = []
     if ch.purpose == ENROLL:
         assert batch is not None
@@ -76,7 +89,7 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
         clear_two_step(s, user)
     event, notice, kind = EVENTS[ch.purpose]
     # Confirmed by a code (or a recovery code): say which, and the channel, like every MFA event (R-A2).
-    audit.record(s, client, event, "success", user_id=user.id, factor=factor, channel=ch.channel)
+    audit.record(s, client, event, "success", user_id=user.id, factor=factor, channel=ch.channel, method=ch.method)
     new = reissue(s, client, user, acting)
     # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).
     s.add(SecurityNotice(user_id=user.id, kind=kind, created_at=utcnow()))
@@ -91,12 +104,15 @@ def reissue(s: Session, client: Client, user: User, acting: AuthSession, *, mfa_
 
 
 def clear_two_step(s: Session, user: User) -> int:
-    """Two-step verification off: the number cleared, only the binding history kept (R-PR4), recovery codes gone.
+    """Two-step verification off: every method and remembered browser gone, the number cleared with only the binding
+    history kept (R-PR4), recovery codes gone.
 
     `user` is locked by the caller. Returns how many recovery codes were removed.
     """
     _unbind(s, user.id)
     removed = s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)).rowcount  # type: ignore[attr-defined]
+    methods.delete_all(s, user.id)
+    browsers.forget_all(s, user.id)
     user.mfa_enabled, user.phone_e164, user.phone_verified_at = False, None, None
     return int(removed)
 
@@ -106,14 +122,17 @@ def _unbind(s: Session, user_id: int) -> None:
                                                AuthenticatorEvent.unbound_at.is_(None)).values(unbound_at=utcnow()))
 
 
-def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor: str) -> Completion:
+def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor: str,
+               remember_browser: bool) -> Completion:
     new = sessions.start(s, user, client, remember=ch.remember, mfa_passed=True)
     _note_abandoned(s, ch)
-    # The channel the code went by, like every other MFA event (R-A2).
-    audit.record(s, client, "authn_login_success", "success", user_id=user.id, factor=factor, channel=ch.channel)
+    # The method and the channel the code went by, like every other MFA event (R-A2).
+    audit.record(s, client, "authn_login_success", "success", user_id=user.id, factor=factor, channel=ch.channel,
+                 method=ch.method, remembered=remember_browser)
     if factor == "recovery":
         s.add(SecurityNotice(user_id=user.id, kind="recovery_used", created_at=utcnow()))  # after the session
-    return Completion(LOGIN, session=new, next_path=ch.next_path)
+    device = browsers.remember(s, client, user.id) if remember_browser else ""
+    return Completion(LOGIN, session=new, next_path=ch.next_path, device_token=device)
 
 
 def note_failed_step(s: Session, user_id: int) -> None:

@@ -8,15 +8,39 @@ from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
 from webapp.deps import Deps
-from webapp.models import SecurityNotice
+from webapp.models import SecurityNotice, User
 from webapp.security import audit, sessions
 from webapp.security.clients import Client
 from webapp.settings import Settings
-from webapp.twofactor import challenges, recovery
-from webapp.twofactor.challenges import CHANGE_OLD, DISABLE, ENROLL, Found, Opened
+from webapp.twofactor import challenges, methods, recovery, secretbox, totp
+from webapp.twofactor.challenges import ADD_PASSKEY, ADD_TOTP, CHANGE_OLD, DISABLE, ENROLL, Found, Opened
 from webapp.twofactor.completion import NUMBER_REFUSED, number_taken, reissue
+from webapp.twofactor.methods import SMS, TOTP, WEBAUTHN
 
-PURPOSES = {"enable": ENROLL, "disable": DISABLE, "phone": CHANGE_OLD}
+PURPOSES = {"enable": ENROLL, "disable": DISABLE, "phone": CHANGE_OLD, "app": ADD_TOTP, "passkey": ADD_PASSKEY}
+
+
+def allowed(action: str, user: User) -> bool:
+    """Which profile actions make sense now: a phone is added when there is none; the rest need two-step on."""
+    if action in ("app", "passkey"):
+        return True
+    if action == "enable":
+        return not user.phone_e164
+    if action == "phone":
+        return bool(user.mfa_enabled and user.phone_e164)
+    return bool(user.mfa_enabled)
+
+
+def _method_for(s: Session, user: User, action: str) -> tuple[str, str | None]:
+    """The method and server-side state a new step starts with; proving it's you uses the default method."""
+    if action == "app":
+        return TOTP, totp.new_secret()  # sealed below: the page shows it until the app confirms it
+    if action == "passkey":
+        return WEBAUTHN, None
+    if action in ("disable", "phone"):
+        kind = methods.default_kind(methods.rows_of(s, user.id), phone=user.phone_e164)
+        return (SMS if action == "phone" else kind), None
+    return SMS, None
 
 
 @dataclass(frozen=True)
@@ -30,10 +54,14 @@ def open_step(s: Session, settings: Settings, auth: sessions.Auth, action: str, 
     """After the password: the browser's older step closes, a new one opens bound to this session."""
     user = sessions.lock_user(s, auth.user.id)  # the user's row first, in every unit of work: no lock-order deadlock
     stale = challenges.discard_token(s, token)
-    if user is None or user.session_epoch != auth.user.session_epoch or (action == "enable") == user.mfa_enabled:
+    if user is None or user.session_epoch != auth.user.session_epoch or not allowed(action, user):
         return Begun(stale_sids=stale, problem="changed")
-    phone = "" if action == "enable" else (user.phone_e164 or "")
-    step = challenges.open_challenge(s, settings, user, PURPOSES[action], phone, session_hash=auth.session.id_hash)
+    phone = "" if action in ("enable", "app", "passkey") else (user.phone_e164 or "")
+    method, payload = _method_for(s, user, action)
+    if payload is not None:
+        payload = secretbox.seal(settings, payload, user.id)
+    step = challenges.open_challenge(s, settings, user, PURPOSES[action], phone, session_hash=auth.session.id_hash,
+                                     method=method, payload=payload)
     return Begun(step, stale)
 
 

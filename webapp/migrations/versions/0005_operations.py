@@ -12,7 +12,7 @@ from alembic import op
 
 revision = "0005"
 # Other branches add 0003/0004; whoever merges them re-chains this one after the last.
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

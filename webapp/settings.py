@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,8 @@ KNOWN_BAD_SECRETS = frozenset(
 )
 PASSWORD_MIN_FLOOR = 8
 TWILIO_DEFAULT_BASE_URL = "https://verify.twilio.com"
+SMTP_SECURITY = ("none", "starttls", "tls")
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 class ConfigError(Exception):
@@ -86,6 +89,67 @@ def parse_forwarded_allow_ips(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parsed))
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback IP literal (brackets allowed): traffic that never leaves the machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def app_base_url_from(env: Mapping[str, str], production: bool) -> str:
+    """The origin every link in mail starts with; never taken from a request's Host or X-Forwarded-Host."""
+    base = env.get("APP_BASE_URL", "").strip().rstrip("/")
+    if not base:
+        if production:
+            raise ConfigError(
+                "APP_BASE_URL is required in production (the origin used in links, e.g. https://accounts.example.com)"
+            )
+        host = env.get("HOST", "127.0.0.1").strip()
+        port = env.get("PORT", "8000").strip()
+        # Passkeys refuse IP-address origins, so a loopback address is named localhost.
+        name = "localhost" if host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "") else host  # noqa: S104
+        base = f"http://{name}:{port}"
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"APP_BASE_URL must be an http(s) origin such as https://accounts.example.com, got {base!r}")
+    if parts.path or parts.query or parts.fragment:
+        raise ConfigError(f"APP_BASE_URL must be an origin only (no path, query or fragment), got {base!r}")
+    if production and parts.scheme != "https" and not is_loopback_host(parts.hostname):
+        raise ConfigError(f"APP_BASE_URL must use https in production, got {base!r}")
+    return base
+
+
+def _smtp_settings(env: Mapping[str, str], production: bool) -> dict[str, Any]:
+    """SMTP_* and MAIL_FROM; production needs a server, and refuses plain SMTP except to a loopback relay."""
+    host = env.get("SMTP_HOST", "").strip()
+    security = (env.get("SMTP_SECURITY", "").strip().lower() or "starttls")
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"SMTP_SECURITY must be one of none, starttls, tls; got {security!r}")
+    if production and not host:
+        raise ConfigError("production needs SMTP_HOST (and SMTP_PORT, SMTP_SECURITY, MAIL_FROM): mail is not optional")
+    if production and host and security == "none" and not is_loopback_host(host):
+        raise ConfigError("SMTP_SECURITY=none sends mail in clear; production allows it only to a loopback relay")
+    mail_from = env.get("MAIL_FROM", "").strip()
+    if production and not mail_from:
+        raise ConfigError("production needs MAIL_FROM, e.g. Accounts <no-reply@accounts.example.com>")
+    if any(c in mail_from for c in "\r\n"):
+        raise ConfigError("MAIL_FROM must be one line")
+    return {
+        "smtp_host": host,
+        "smtp_port": _int(env, "SMTP_PORT", SMTP_DEFAULT_PORTS[security], minimum=1),
+        "smtp_username": env.get("SMTP_USERNAME", "").strip(),
+        "smtp_password": env.get("SMTP_PASSWORD", ""),
+        "smtp_security": security,
+        "smtp_timeout_s": _float(env, "SMTP_TIMEOUT_SECONDS", 20.0),
+        "mail_from": mail_from or "Two-step Accounts <no-reply@localhost>",
+        "mail_give_up_s": _int(env, "MAIL_GIVE_UP_HOURS", 24, minimum=1) * 3600,
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -138,6 +202,26 @@ class Settings:
     sms_global_daily_budget: int = 1000
     recovery_code_count: int = 10
     recovery_checks_per_ip_per_hour: int = 30
+
+    # The origin of every link in mail (APP_BASE_URL); never the request's Host.
+    app_base_url: str = ""
+    # Without SMTP_HOST, development keeps mail in the dev outbox page; production refuses to start.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_security: str = "starttls"
+    smtp_timeout_s: float = 20.0
+    mail_from: str = "Two-step Accounts <no-reply@localhost>"
+    # The background sender: a short poll behind the wake-up on commit, retries with backoff, then giving up.
+    mail_poll_s: float = 2.0
+    mail_retry_base_s: float = 15.0
+    mail_retry_max_s: float = 15 * 60.0
+    mail_give_up_s: int = 24 * 3600
+    mail_batch: int = 20
+    reset_requests_per_address_per_hour: int = 3
+    reset_requests_per_ip_per_hour: int = 20
+    email_links_per_user_per_hour: int = 3
 
     @property
     def production(self) -> bool:
@@ -252,7 +336,14 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         enroll_sends_per_ip_per_hour=_int(env, "ENROLL_SENDS_PER_IP_PER_HOUR", 5, minimum=1),
         sms_global_daily_budget=_int(env, "SMS_GLOBAL_DAILY_BUDGET", 1000, minimum=1),
         recovery_checks_per_ip_per_hour=_int(env, "RECOVERY_CHECKS_PER_IP_PER_HOUR", 30, minimum=1),
+        app_base_url=app_base_url_from(env, production),
+        reset_requests_per_address_per_hour=_int(env, "RESET_REQUESTS_PER_ADDRESS_PER_HOUR", 3, minimum=1),
+        reset_requests_per_ip_per_hour=_int(env, "RESET_REQUESTS_PER_IP_PER_HOUR", 20, minimum=1),
+        email_links_per_user_per_hour=_int(env, "EMAIL_LINKS_PER_USER_PER_HOUR", 3, minimum=1),
+        **_smtp_settings(env, production),
     )
+    if not 1 <= settings.smtp_timeout_s <= 60:
+        raise ConfigError("SMTP_TIMEOUT_SECONDS must be between 1 and 60")
     if not 1 <= settings.twilio_timeout_s <= 10:
         raise ConfigError("TWILIO_TIMEOUT_SECONDS must be between 1 and 10")
     if production and not settings.twilio_configured:

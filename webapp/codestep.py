@@ -13,7 +13,15 @@ from webapp.models import MfaChallenge
 from webapp.security.cookies import cookie_state
 from webapp.settings import Settings
 from webapp.twofactor import challenges
-from webapp.twofactor.challenges import CHANGE_NEW, CHANGE_OLD, DISABLE, ENROLL, LOGIN, RECOVERY_ALLOWED
+from webapp.twofactor.challenges import (
+    CHANGE_EMAIL,
+    CHANGE_NEW,
+    CHANGE_OLD,
+    DISABLE,
+    ENROLL,
+    LOGIN,
+    RECOVERY_ALLOWED,
+)
 from webapp.twofactor.phones import mask
 from webapp.twofactor.sending import Refused, cooldown_left, send_code
 from webapp.verify import VerifyError
@@ -25,6 +33,7 @@ HEADINGS = {
     DISABLE: "Confirm it's you",
     CHANGE_OLD: "Confirm it's you",
     CHANGE_NEW: "Confirm your new phone",
+    CHANGE_EMAIL: "Confirm it's you",
 }
 
 

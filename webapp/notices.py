@@ -17,6 +17,12 @@ NOTICES = {
     "phone-changed": "Your phone number has been changed.",
     "codes-regenerated": "New recovery codes are ready; the old ones no longer work.",
     "password-changed": "Your password has been changed and your other sessions were signed out.",
+    "password-reset": "Your password has been reset and every session was signed out. Sign in with the new password.",
+    "email-verified": "Your email address is verified.",
+    "verification-sent": "We sent a new verification link to your email address.",
+    "verify-wait": "You asked for several links already. Please wait an hour before asking again.",
+    "email-change-sent": "We sent a link to your new address. Your address changes when you open it.",
+    "email-changed": "Your email address has been changed and your other sessions were signed out.",
 }
 
 

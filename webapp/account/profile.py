@@ -33,6 +33,8 @@ NOTICE_TEXTS = {
     "codes_regenerated": "New recovery codes were created; the old ones stopped working.",
     "second_step_failed": "Someone entered your password correctly but did not complete the code step.",
     "password_changed": "Your password was changed and your other sessions were signed out.",
+    "password_reset": "Your password was reset from a link sent by email, and every session was signed out.",
+    "not_me": "Someone used a “This wasn't me” link from one of our emails: every session was signed out.",
 }
 # Notices about something a session itself did wait for the next sign-in, so whoever did it (perhaps with a
 # stolen session or recovery code) cannot see and thereby dismiss the owner's warning (R-O13, R-RC5).

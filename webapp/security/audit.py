@@ -33,6 +33,13 @@ EVENT_LABELS = {
     "recovery_codes_regenerated": "Recovery codes regenerated",
     "excess_rate_limit_exceeded": "Too many requests refused",
     "malicious_csrf": "Cross-site request refused",
+    "password_reset_requested": "Password reset link requested",
+    "authn_password_reset": "Password reset from an email link",
+    "email_verified": "Email address verified",
+    "email_change_requested": "Email address change requested",
+    "email_changed": "Email address changed",
+    "not_me_confirmed": "“This wasn't me” confirmed: every session ended",
+    "mail_delivery_failed": "A security email could not be delivered",
 }
 
 

@@ -26,9 +26,10 @@ DISABLE = "disable"
 CHANGE_OLD = "change_phone_old"
 CHANGE_NEW = "change_phone_new"
 REGEN = "recovery_regen"
-STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN})
+CHANGE_EMAIL = "change_email"
+STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN, CHANGE_EMAIL})
 NEW_NUMBER = frozenset({ENROLL, CHANGE_NEW})
-RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD})
+RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD, CHANGE_EMAIL})
 CODE_RE = re.compile(r"^\d{6}$")
 
 

@@ -8,12 +8,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
+from webapp.mail import notices
+from webapp.mail.addresses import change_requested
 from webapp.models import AuthenticatorEvent, AuthSession, MfaChallenge, RecoveryCode, SecurityNotice, Throttle, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
 from webapp.twofactor import recovery
 from webapp.twofactor.challenges import (
+    CHANGE_EMAIL,
     CHANGE_NEW,
     CHANGE_OLD,
     DISABLE,
@@ -61,6 +64,9 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
     if ch.purpose == CHANGE_OLD:
         step = open_challenge(s, settings, user, CHANGE_NEW, "", session_hash=acting.id_hash)
         return Completion(ch.purpose, next_step=step)
+    if ch.purpose == CHANGE_EMAIL:  # nothing changes yet: the new address must confirm (identity/emails)
+        change_requested(s, client, user, ch.pending_email or "")
+        return Completion(ch.purpose, notice="email-change-sent")
     now = utcnow()
     if ch.purpose in NEW_NUMBER:
         _unbind(s, user.id)
@@ -82,6 +88,7 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
     new = reissue(s, client, user, acting)
     # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).
     s.add(SecurityNotice(user_id=user.id, kind=kind, created_at=utcnow()))
+    notices.notify(s, user, kind)  # the mail goes at once, to whoever owns the address
     return Completion(ch.purpose, session=new, notice=notice, codes=codes)
 
 
@@ -100,6 +107,7 @@ def _unbind(s: Session, user_id: int) -> None:
 def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor: str) -> Completion:
     new = sessions.start(s, user, client, remember=ch.remember, mfa_passed=True)
     _note_abandoned(s, ch)
+    notices.second_step_done(s, user.id, ch.id_hash)
     # The channel the code went by, like every other MFA event (R-A2).
     audit.record(s, client, "authn_login_success", "success", user_id=user.id, factor=factor, channel=ch.channel)
     if factor == "recovery":
@@ -108,8 +116,9 @@ def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor:
 
 
 def note_failed_step(s: Session, user_id: int) -> None:
-    """A sign-in's second step failed for good: a banner for the owner's next visit (R-L6)."""
+    """A sign-in's second step failed for good: a banner for the owner's next visit (R-L6), and the mail is due."""
     s.add(SecurityNotice(user_id=user_id, kind="second_step_failed"))
+    notices.second_step_failed(s, user_id)
 
 
 def _note_abandoned(s: Session, done: MfaChallenge) -> None:

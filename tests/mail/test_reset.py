@@ -11,33 +11,11 @@ import time_machine
 from starlette.testclient import TestClient
 
 from tests.helpers import CLIENT_KINDS, NO_JS, PARTIAL, PASSWORD, csrf, csrf_from, login, register
-from tests.mail.smtp import BASE_URL, Received, SmtpSink
+from tests.mail.kit import NEW_PASSWORD, RESET_SUBJECT, ask_reset, choose, reset_mail
+from tests.mail.smtp import BASE_URL, SmtpSink
 from tests.test_twofactor_kit import execute, rows, user_row
 from webapp.mail import links
 from webapp.settings import Settings
-
-NEW_PASSWORD = "copper-meadow-violin-83"
-RESET_SUBJECT = "Reset your password"
-
-
-def ask_reset(client: TestClient, email: str, headers: dict[str, str] | None = None) -> object:
-    return client.post("/password/forgot", data={"csrf_token": csrf(client, "/password/forgot"), "email": email},
-                       headers=headers or {})
-
-
-def reset_mail(client: TestClient, smtp: SmtpSink, email: str = "alice@example.com", count: int = 1) -> Received:
-    r = ask_reset(client, email)
-    assert r.status_code == 303, r.text  # type: ignore[attr-defined]
-    return smtp.wait_for_mail(email, RESET_SUBJECT, count)
-
-
-def choose(client: TestClient, path: str, password: str = NEW_PASSWORD, confirm: str | None = None,
-           headers: dict[str, str] | None = None) -> object:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    return client.post(path, headers=headers or {}, data={
-        "csrf_token": csrf_from(page.text), "new_password": password,
-        "new_password_confirm": password if confirm is None else confirm})
 
 
 def _neutral(html: str) -> str:

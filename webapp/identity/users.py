@@ -127,12 +127,12 @@ def _decide(s: Session, settings: Settings, client: Client, key: str, seen: _Sna
     audit.record(s, client, event, "success", user_id=user.id, factor="password",
                  outcome_detail="second_step_required")
     stale = challenges.discard_token(s, challenge_token)
-    if challenge_token:  # this browser's earlier attempt is replaced by this one: one person, nothing to report
-        notices.second_step_done(s, user.id, challenges.hash_id(challenge_token))
     opened = challenges.open_challenge(s, settings, user, LOGIN, user.phone_e164 or "", next_path=next_path,
                                        remember=remember)
     # Unless this code step completes, the owner is mailed (batched, at most hourly) once it has expired.
     notices.second_step_opened(s, user, opened.id_hash, utcnow() + timedelta(seconds=settings.mfa_challenge_ttl_s))
+    if challenge_token:  # this browser's earlier attempt is replaced by this one: one person, nothing to report
+        notices.second_step_done(s, user.id, challenges.hash_id(challenge_token))
     return PasswordStep(True, challenge=opened, stale_sids=tuple(stale))
 
 

@@ -105,8 +105,9 @@ async def test_r_m4_a_reset_link_cannot_undo_the_owners_concurrent_password_chan
         with hold_reset_hash(gate):
             held = asyncio.create_task(choose(attacker, path, NEW_PASSWORD))
             await gate.reached.wait()
-            r = await owner.post("/account/password", {"current_password": PASSWORD, "new_password": OTHER_PASSWORD,
-                                                       "new_password_confirm": OTHER_PASSWORD}, page="/account/password")
+            change = {"current_password": PASSWORD, "new_password": OTHER_PASSWORD,
+                      "new_password_confirm": OTHER_PASSWORD}
+            r = await owner.post("/account/password", change, page="/account/password")
             assert r.status_code == 303
             gate.open()
             lost = await held

@@ -31,6 +31,8 @@ NOTICE_SUBJECTS = {
     "recovery_used": "A recovery code was used",
     "email_change_requested": "Your email address is being changed",
     "email_changed": "Your email address was changed",
+    # For operations (`users reset-2fa`): notices.notify(s, user, "mfa_reset") in the unit of work that resets it.
+    "mfa_reset": "Two-step verification was reset",
 }
 
 

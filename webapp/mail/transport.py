@@ -16,7 +16,7 @@ from webapp.settings import ConfigError, Settings
 
 log = logging.getLogger("webapp.mail")
 DEV_OUTBOX_SIZE = 50
-_URL = re.compile(r"https?://[^\s<>\"]+")
+_URL = re.compile(r"https?://[^\s<>\"()]+[^\s<>\"().,;:!?]")
 
 
 @dataclass(frozen=True)

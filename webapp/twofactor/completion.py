@@ -117,6 +117,7 @@ def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor:
 
 def note_failed_step(s: Session, user_id: int) -> None:
     """A sign-in's second step failed for good: a banner for the owner's next visit (R-L6), and the mail is due."""
+    sessions.lock_user(s, user_id)  # the user's row first, like every unit of work that writes about the user
     s.add(SecurityNotice(user_id=user_id, kind="second_step_failed"))
     notices.second_step_failed(s, user_id)
 

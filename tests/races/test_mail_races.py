@@ -134,3 +134,23 @@ async def test_r_m12_two_concurrent_confirms_of_this_wasnt_me_count_once(race_ap
         assert sorted(r.headers["location"] for r in results) == sorted(["/account/secured", path])
         assert not await owner.signed_in()
     assert len(events(settings, "not_me_confirmed")) == 1
+
+
+async def test_r_m14_two_concurrent_confirms_of_a_new_address_change_it_once(race_app: Starlette, smtp: SmtpSink,
+                                                                           settings: Settings) -> None:
+    async with running(race_app) as browser:
+        owner, a, b = browser(), browser(), browser()
+        await owner.register("alice")
+        assert (await owner.login("alice")).status_code == 303
+        r = await owner.post("/account/email", {"email": "new@example.com", "password": PASSWORD},
+                             page="/account/email")
+        assert r.status_code == 303, r.text
+        path = (await wait_mail(smtp, "new@example.com", "Confirm your new email address")).link(links.CONFIRM)
+        tokens = [await x.token(path) for x in (a, b)]
+        results = await asyncio.gather(*(x.http.post(path, data={"csrf_token": t}) for x, t in zip((a, b), tokens,
+                                                                                                     strict=True)))
+        assert sorted(r.headers["location"] for r in results) == sorted(["/login?notice=email-changed", path])
+    assert len(events(settings, "email_changed")) == 1
+    assert user_row(settings)["email"] == "new@example.com"
+    await wait_mail(smtp, "alice@example.com", "Your email address was changed")
+    assert len([m for m in smtp.messages() if m.subject == "Your email address was changed"]) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,13 +12,8 @@ from webapp.identity import emails
 from webapp.identity.usernames import email_problem
 from webapp.identity.users import confirm_password
 from webapp.mail import tokens
-from webapp.models import MfaChallenge
-from webapp.security import sessions
 from webapp.security.cookies import cookie_state
-from webapp.settings import Settings
 from webapp.signin.forgot import link_invalid
-from webapp.twofactor import challenges
-from webapp.twofactor.challenges import CHANGE_EMAIL
 from webapp.web import client, deps_of, load_auth, require_auth, use_challenge, use_session
 
 FIELDS = {"email": 254, "password": 1024}
@@ -33,19 +27,6 @@ def _page(request: Request, form: Form, status: int = 200) -> Response:
 async def email_form(request: Request) -> Response:
     await require_auth(request)
     return _page(request, Form(values={}))
-
-
-def _open_step(s: Session, settings: Settings, auth: sessions.Auth, new_email: str, token: str | None
-               ) -> tuple[challenges.Opened | None, list[str]]:
-    """Two-step verification on: a code step bound to this session, holding the address it will confirm."""
-    user = sessions.lock_user(s, auth.user.id)
-    stale = challenges.discard_token(s, token)
-    if user is None or user.session_epoch != auth.user.session_epoch or not user.mfa_enabled:
-        return None, stale
-    step = challenges.open_challenge(s, settings, user, CHANGE_EMAIL, user.phone_e164 or "",
-                                     session_hash=auth.session.id_hash)
-    s.get(MfaChallenge, step.id_hash).pending_email = new_email  # type: ignore[union-attr]
-    return step, stale
 
 
 async def email_submit(request: Request) -> Response:
@@ -64,9 +45,10 @@ async def email_submit(request: Request) -> Response:
         form.error("password", "Your password isn't right." if problem == "wrong" else problem)
         return _page(request, form, 422 if problem == "wrong" else 429)
     if not auth.user.mfa_enabled:
-        await emails.request_change(deps, client(request), auth, new)
-        return redirect(request, "/profile", notice="email-change-sent")
-    step, stale = await deps.db.write(_open_step, deps.settings, auth, new, cookie_state(request).get("challenge_id"))
+        sent = await emails.request_change(deps, client(request), auth, new)
+        return redirect(request, "/profile", notice="email-change-sent" if sent else None)
+    token = cookie_state(request).get("challenge_id")
+    step, stale = await deps.db.write(emails.open_change_step, deps.settings, auth, new, token)
     await cancel_verifications(request, stale)
     if step is None:
         return redirect(request, "/profile")

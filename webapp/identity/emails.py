@@ -17,10 +17,12 @@ from webapp.mail import links, tokens
 from webapp.mail.addresses import change_requested, masked
 from webapp.mail.notices import notify
 from webapp.mail.outbox import enqueue
-from webapp.models import User
+from webapp.models import MfaChallenge, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
+from webapp.twofactor import challenges
+from webapp.twofactor.challenges import CHANGE_EMAIL
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,21 @@ def _request_change(s: Session, client: Client, auth: sessions.Auth, new_email: 
         return False
     change_requested(s, client, user, new_email)
     return True
+
+
+def open_change_step(s: Session, settings: Settings, auth: sessions.Auth, new_email: str, token: str | None
+               ) -> tuple[challenges.Opened | None, list[str]]:
+    """Two-step verification on: a code step bound to this session, holding the address it will confirm."""
+    user = sessions.lock_user(s, auth.user.id)
+    stale = challenges.discard_token(s, token)
+    if user is None or user.session_epoch != auth.user.session_epoch or not user.mfa_enabled:
+        return None, stale
+    step = challenges.open_challenge(s, settings, user, CHANGE_EMAIL, user.phone_e164 or "",
+                                     session_hash=auth.session.id_hash)
+    row = s.get(MfaChallenge, step.id_hash)
+    assert row is not None  # flushed by open_challenge in this unit of work
+    row.pending_email = new_email  # the step's completion asks the new address to confirm (mail/addresses)
+    return step, stale
 
 
 async def confirm_change(deps: Deps, client: Client, token: str, acting: sessions.Auth | None) -> Confirmed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from starlette.testclient import TestClient
 
 from tests.helpers import PASSWORD, csrf, csrf_from, login
 from tests.mail.kit import NEW_PASSWORD, choose, press, reset_mail
-from tests.mail.smtp import Received, SmtpSink
+from tests.mail.smtp import BASE_URL, Received, SmtpSink
 from tests.test_twofactor_kit import (
     PHONE,
     CountingVerify,
@@ -44,6 +45,9 @@ def assert_no_secrets(mail: Received, *secrets: str) -> None:
         for secret in (PASSWORD, NEW_PASSWORD, PHONE, PHONE[2:], *secrets):
             assert secret not in part, f"{secret!r} in {mail.subject!r}"
     assert mail.link(links.NOT_ME)
+    # No tracking: nothing loads (no src=, no remote style), and every link points into the app.
+    assert "src=" not in mail.html and "<style" not in mail.html and "style=" not in mail.html
+    assert all(href.startswith(BASE_URL) for href in re.findall(r'href="([^"]+)"', mail.html))
 
 
 def test_r_m11_each_security_change_is_mailed_at_once_without_secrets(client: TestClient, smtp: SmtpSink,

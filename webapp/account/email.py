@@ -66,7 +66,7 @@ async def email_resend(request: Request) -> Response:
     flash = (f"You asked for several links already. Try again in {(wait + 59) // 60} minutes." if wait
              else f"We sent a new link to {auth.user.email}.")
     if wants_fragment(request):
-        context = {"flash": flash, "error": bool(wait)}
+        context = {"flash": "" if wait else flash, "error": flash if wait else ""}
         return render(request, "account/profile.html", "account/_email_status.html", context, 429 if wait else 200)
     return redirect(request, "/profile", notice="verify-wait" if wait else "verification-sent")
 

@@ -5,17 +5,22 @@ claiming at the same time (R-M9, R-M10). Runs on SQLite and, with TEST_DATABASE_
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from tests.helpers import register
-from tests.mail.smtp import SmtpSink
+from tests.mail.smtp import BASE_URL, SmtpSink
 from tests.races.kit import Gate, running
 from tests.test_twofactor_kit import events, rows
 from webapp import create_app
@@ -243,3 +248,25 @@ def test_r_pr2_access_log_lines_never_keep_a_mailed_token(caplog: pytest.LogCapt
     assert "SECRETtoken" not in record.getMessage() and "/password/reset/[redacted]" in record.getMessage()
     for path in ("/email/verify/abc", "/email/confirm/abc", "/not-me/abc"):
         assert redact(path).endswith("/[redacted]")
+
+
+def test_r_m9_two_processes_draining_one_outbox_send_each_mail_once(mail_settings: Settings, smtp: SmtpSink,
+                                                                    tmp_path: Path) -> None:
+    """Two real processes (`python -m webapp.mail drain`) on one database, started together."""
+    db = Database(mail_settings.database_url)
+    try:
+        _fill(db, 40)
+    finally:
+        db.dispose()
+    env = {**os.environ, "DATABASE_URL": mail_settings.database_url, "INSTANCE_DIR": str(tmp_path),
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "SMTP_SECURITY": "none",
+           "APP_BASE_URL": BASE_URL, "APP_ENV": "development"}
+    procs = [subprocess.Popen([sys.executable, "-m", "webapp.mail", "drain", "--batch", "2", "--worker", name],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for name in ("p1", "p2")]
+    handled = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1])["handled"] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(handled) == 40, handled
+    received = Counter(m.rcpt_tos[0] for m in smtp.messages())
+    assert len(received) == 40 and set(received.values()) == {1}
+    assert set(statuses(mail_settings)) == {"sent"}

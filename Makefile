@@ -41,9 +41,10 @@ migrate: install
 
 # uvloop and httptools (uvicorn[standard]) named outright, so a missing one fails here rather than falling back.
 # --no-proxy-headers: uvicorn would trust 127.0.0.1's X-Forwarded-For; the app trusts only FORWARDED_ALLOW_IPS.
+# HOST and PORT reach the app too: without APP_BASE_URL, links in mail point at http://localhost:PORT.
 run: install static migrate
 	@echo "Open http://localhost:$(PORT) (passkeys need localhost: browsers refuse WebAuthn on an IP address)"
-	$(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) \
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/uvicorn webapp.asgi:app --host $(HOST) --port $(PORT) \
 		--loop uvloop --http httptools --no-proxy-headers --no-server-header
 
 test: install static lint test-sqlite test-postgres

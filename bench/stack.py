@@ -116,6 +116,13 @@ class Stack:
             # Every bench client is 127.0.0.1: the per-IP sign-in limit (30/min) would refuse the load itself.
             "IP_REQUESTS_PER_MINUTE": "100000000",
             "SMS_GLOBAL_DAILY_BUDGET": "100000",
+            # Production needs mail settings; nothing listens on this loopback port, so the outbox only retries
+            # in the background (requests never wait on SMTP).
+            "APP_BASE_URL": "http://localhost:8000",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": "9",
+            "SMTP_SECURITY": "none",
+            "MAIL_FROM": "bench@localhost",
         }
         self.pepper = self.env["PASSWORD_PEPPER"].encode()
 

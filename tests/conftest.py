@@ -62,6 +62,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         instance_dir=tmp_path,
         bcrypt_rounds=4,
+        app_base_url="http://localhost:8000",  # what load_settings gives development by default
     )
 
 

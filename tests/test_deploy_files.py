@@ -32,6 +32,8 @@ OPERATOR_ENV = {
     "TWILIO_API_KEY_SECRET": "k" * 32,
     "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
     "SITE_HOST": "accounts.example.com",
+    "SMTP_HOST": "smtp.example.com",
+    "MAIL_FROM": "Accounts <no-reply@accounts.example.com>",
 }
 
 

@@ -23,6 +23,8 @@ def prod_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "TWILIO_AUTH_TOKEN": "t" * 32,
         "TWILIO_VERIFY_SERVICE_SID": "VA" + "0" * 32,
         "APP_BASE_URL": "https://accounts.example.com",
+        "SMTP_HOST": "smtp.example.com",
+        "MAIL_FROM": "Accounts <no-reply@accounts.example.com>",
     }
     env.update(overrides)
     return env
@@ -182,3 +184,62 @@ def test_r_pr2_secret_key_and_pepper_are_not_in_settings_repr(tmp_path: Path) ->
     s = load(prod_env(tmp_path), tmp_path)
     assert GOOD_SECRET not in repr(s)
     assert GOOD_PEPPER not in repr(s)
+
+
+# --- mail and APP_BASE_URL (R-E3, R-E8) ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "port", "expected"), [
+    ("127.0.0.1", "8000", "http://localhost:8000"), ("0.0.0.0", "9000", "http://localhost:9000"),  # noqa: S104
+    ("::1", "8000", "http://localhost:8000"), ("", "8000", "http://localhost:8000"),
+    ("192.168.1.20", "8080", "http://192.168.1.20:8080"),
+])
+def test_r_e3_development_base_url_is_what_make_run_serves_named_localhost(tmp_path: Path, host: str, port: str,
+                                                                         expected: str) -> None:
+    assert load(dev_env(tmp_path, HOST=host, PORT=port), tmp_path).app_base_url == expected
+
+
+def test_r_e3_production_requires_app_base_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="APP_BASE_URL is required in production"):
+        load(prod_env(tmp_path, APP_BASE_URL=""), tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["accounts.example.com", "ftp://x.example", "https://x.example/app",
+                                 "https://x.example/?a=1", "https://x.example/#f", "https://"])
+def test_r_e3_app_base_url_must_be_an_http_origin(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="APP_BASE_URL"):
+        load(dev_env(tmp_path, APP_BASE_URL=bad), tmp_path)
+
+
+def test_r_e3_production_base_url_needs_https_except_on_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="https"):
+        load(prod_env(tmp_path, APP_BASE_URL="http://accounts.example.com"), tmp_path)
+    assert load(prod_env(tmp_path, APP_BASE_URL="http://localhost:8000/"), tmp_path).app_base_url == \
+        "http://localhost:8000"
+
+
+def test_r_e8_production_refuses_to_start_without_smtp(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SMTP_HOST"):
+        load(prod_env(tmp_path, SMTP_HOST=""), tmp_path)
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        load(prod_env(tmp_path, MAIL_FROM=""), tmp_path)
+
+
+def test_r_e8_production_refuses_plain_smtp_unless_the_relay_is_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SMTP_SECURITY=none"):
+        load(prod_env(tmp_path, SMTP_SECURITY="none"), tmp_path)
+    relay = load(prod_env(tmp_path, SMTP_SECURITY="none", SMTP_HOST="127.0.0.1"), tmp_path)
+    assert relay.smtp_security == "none" and relay.smtp_port == 25
+
+
+def test_smtp_defaults_and_ports_follow_the_security_mode(tmp_path: Path) -> None:
+    dev = load(dev_env(tmp_path), tmp_path)
+    assert (dev.smtp_host, dev.smtp_security, dev.smtp_port) == ("", "starttls", 587)
+    assert load(dev_env(tmp_path, SMTP_SECURITY="tls"), tmp_path).smtp_port == 465
+    assert load(dev_env(tmp_path, SMTP_SECURITY="TLS", SMTP_PORT="2465"), tmp_path).smtp_port == 2465
+    with pytest.raises(ConfigError, match="SMTP_SECURITY"):
+        load(dev_env(tmp_path, SMTP_SECURITY="ssl"), tmp_path)
+
+
+def test_r_pr2_the_smtp_password_is_not_in_the_settings_repr(tmp_path: Path) -> None:
+    s = load(dev_env(tmp_path, SMTP_HOST="smtp.example.com", SMTP_PASSWORD="hunter2-smtp-secret"), tmp_path)
+    assert s.smtp_password == "hunter2-smtp-secret" and "hunter2-smtp-secret" not in repr(s)

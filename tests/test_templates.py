@@ -10,6 +10,7 @@ new page cannot slip past it.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +37,13 @@ from webapp.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 H1 = re.compile(r"<h1\b", re.I)
-# Path parameters for the GET routes that have them; a new parameterised route must be added here.
+# Path parameters for the GET routes that have them; a new parameterised route must be added here. Mailed links
+# get an unknown token here (the "link no longer works" page); the walk also opens real ones from the dev outbox.
 PATH_PARAMS = {"twofa_stepup_form": [{"action": action} for action in ACTIONS],
                # alice's phone is the first method the walk adds (ids restart at 1 on both databases)
-               "method_rename_form": [{"method_id": 1}], "method_remove_form": [{"method_id": 1}]}
+               "method_rename_form": [{"method_id": 1}], "method_remove_form": [{"method_id": 1}],
+               **{name: [{"token": "no-such-token"}] for name in ("reset_form", "verify_link", "confirm_link",
+                                                                   "not_me_form")}}
 NOT_HTML = {"healthz"}  # plain text
 
 
@@ -101,7 +105,18 @@ def walk(client: TestClient, app: Starlette, seen: Seen, who: str) -> None:
 def page_templates() -> set[str]:
     """Every template that is a page: not a partial (_name.html), not the layout."""
     names = {p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.html")}
-    return {n for n in names if not n.rsplit("/", 1)[-1].startswith("_") and n != "base.html"}
+    # Mail templates (templates/mail/) are messages, not pages: tests/mail checks them.
+    return {n for n in names if not n.rsplit("/", 1)[-1].startswith("_") and n != "base.html"
+            and not n.startswith("mail/")}
+
+
+def mailed_links(client: TestClient, count: int) -> list[str]:
+    """The app paths of the links in the development outbox, once `count` mails have arrived (bounded wait)."""
+    mailbox = client.app.state.mail  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while len(mailbox.mails) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [link.split("://", 1)[1].split("/", 1)[1] for mail in mailbox.mails for link in mail.links]
 
 
 def test_every_page_has_exactly_one_h1_and_every_fragment_none(client: TestClient, other_client: TestClient,
@@ -140,6 +155,20 @@ def test_every_page_has_exactly_one_h1_and_every_fragment_none(client: TestClien
     for _ in range(settings.mfa_max_checks):  # wrong codes until the step is over: the status state as a page
         r = form_post(client, "/2fa/verify", r.text, {"code": "1"})
     seen.check("too many wrong codes", r)
+
+    # Mailed links, opened for real: verify (registration), "This wasn't me" (2FA on), reset, change of address.
+    r = form_post(client, "/password/forgot", client.get("/password/forgot").text, {"email": "nope"})
+    seen.check("forgot errors", r)
+    seen.check("forgot sent", form_post(client, "/password/forgot", r.text, {"email": "alice@example.com"},
+                                        PARTIAL))
+    r = form_post(client, "/account/email", client.get("/account/email").text, {"email": "x", "password": ""})
+    seen.check("email change errors", r)
+    for path in {"/" + p for p in mailed_links(client, 3)}:  # verify, 2FA on (its "This wasn't me"), reset
+        for kind, headers in (("page", NO_JS), ("fragment", PARTIAL)):
+            seen.check(f"mailed link {path.split('/')[1]} ({kind})", client.get(path, headers=headers))
+    r = form_post(client, "/account/email", client.get("/account/email").text, {"email": "new@example.com",
+                                                                                 "password": PASSWORD})
+    seen.check("email change code step", follow(client, r))
 
     make_2fa_user(other_client, settings, "bob", phone="+14155550199")
     login(other_client, "bob")  # password right: the code step is pending

@@ -21,6 +21,8 @@ from webapp.errors import http_exception
 from webapp.htmx import redirect
 from webapp.identity.passwords import hash_password
 from webapp.logging_setup import configure_logging
+from webapp.mail.sender import MailSender
+from webapp.mail.transport import Transport, open_transport
 from webapp.monitoring import MetricsMiddleware
 from webapp.routes import build_routes
 from webapp.security.cookies import SignedCookieMiddleware
@@ -50,12 +52,14 @@ async def _csrf_rejected(request: Request, exc: Exception) -> Response:
     return await http_exception(request, exc)
 
 
-def create_app(settings: Settings | None = None, verify: VerifyGateway | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, verify: VerifyGateway | None = None,
+               mail: Transport | None = None) -> Starlette:
     """Build the ASGI app.
 
     Args:
         settings: configuration; read from the environment when omitted.
         verify: a Verify gateway to use instead of the one the settings select (tests inject fakes).
+        mail: where mail goes instead of the one the settings select (SMTP with SMTP_HOST, else the dev outbox).
     """
     settings = settings or load_settings()
     configure_logging(settings.log_level)
@@ -69,10 +73,18 @@ def create_app(settings: Settings | None = None, verify: VerifyGateway | None = 
             app.state.deps = Deps(settings=settings, db=db, verify=gateway, dummy_hash=dummy_hash)
             app.state.verify = gateway
             app.state.verify_name = getattr(gateway, "name", "")
-            log.info("started", extra={"audit": {"env": settings.env, "verify_backend": app.state.verify_name}})
+            transport = mail if mail is not None else open_transport(settings)
+            app.state.mail = transport
+            # The outbox's sender lives as long as the app: requests only write rows, it delivers them.
+            sender = MailSender(settings, db, transport)
+            app.state.mail_sender = sender
+            sender.start()
+            log.info("started", extra={"audit": {"env": settings.env, "verify_backend": app.state.verify_name,
+                                                 "mail_transport": transport.name}})
             try:
                 yield
             finally:
+                await sender.stop()
                 db.dispose()
 
     middleware: list[Any] = [

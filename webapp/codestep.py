@@ -15,6 +15,7 @@ from webapp.settings import Settings
 from webapp.twofactor import challenges
 from webapp.twofactor.challenges import (
     ADD_TOTP,
+    CHANGE_EMAIL,
     CHANGE_NEW,
     CHANGE_OLD,
     DISABLE,
@@ -35,6 +36,7 @@ HEADINGS = {
     CHANGE_OLD: "Confirm it's you",
     CHANGE_NEW: "Confirm your new phone",
     ADD_TOTP: "Set up your authenticator app",
+    CHANGE_EMAIL: "Confirm it's you",
 }
 METHOD_HEADINGS = {TOTP: "Enter the code from your app", WEBAUTHN: "Use your passkey"}
 # Where "Try another way" can switch to: the steps that prove it's you with a method the account already has.

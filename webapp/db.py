@@ -26,6 +26,15 @@ T = TypeVar("T")
 WRITE_OPTION = "webapp_write"
 DB_THREADS = 8
 CONNECT_TIMEOUT_S = 5
+SIGNALS = "webapp_signals"
+
+
+def signal(s: Session, name: str) -> None:
+    """Run `name`'s listeners (see `Database.on_commit`) once this unit of work commits; a rollback drops it.
+
+    The mail outbox uses it to wake the sender the moment a row is committed, instead of at its next poll.
+    """
+    s.info.setdefault(SIGNALS, set()).add(name)
 
 
 def utcnow() -> datetime:
@@ -80,6 +89,23 @@ class Database:
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
         self._pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        for maker in (self._reader, self._writer):
+            event.listen(maker, "after_commit", self._after_commit)
+            event.listen(maker, "after_rollback", self._after_rollback)
+
+    def on_commit(self, name: str, callback: Callable[[], None]) -> None:
+        """Call `callback` (in the committing thread: keep it short and thread-safe) after a unit of work that
+        called `signal(s, name)` commits."""
+        self._listeners.setdefault(name, []).append(callback)
+
+    def _after_commit(self, s: Session) -> None:
+        for name in s.info.pop(SIGNALS, ()):
+            for callback in self._listeners.get(name, ()):
+                callback()
+
+    def _after_rollback(self, s: Session) -> None:
+        s.info.pop(SIGNALS, None)
 
     def run_read(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         with self._reader.begin() as s:

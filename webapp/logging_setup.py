@@ -11,6 +11,7 @@ import contextvars
 import logging
 import sys
 
+from webapp.mail.links import redact
 from webapp.security.audit import JsonFormatter
 
 # The Twilio client logs URLs and headers at INFO; aiosqlite logs SQL parameters (phone numbers) at DEBUG.
@@ -28,6 +29,17 @@ class RequestIdFilter(logging.Filter):
         current = request_id.get()
         if current and not getattr(record, "request_id", ""):
             record.request_id = current
+        return True
+
+
+class RedactTokens(logging.Filter):
+    """Mailed links carry a token in their path; uvicorn's access log would otherwise keep it (R-PR2)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True
 
 
@@ -49,3 +61,6 @@ def configure_logging(level: int | str = logging.INFO) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())

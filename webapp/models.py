@@ -33,6 +33,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Set by an operator (`webapp users disable`): the password step refuses the account like a wrong password.
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when a link mailed to `email` was followed; a new address starts unverified.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AuthSession(Base):
@@ -109,6 +111,8 @@ class MfaChallenge(Base):
     # Method state that must stay server-side: a new app's encrypted secret while it is set up, or the WebAuthn
     # challenge of the ceremony in progress (taken, single use, by the answer that uses it).
     payload: Mapped[str | None] = mapped_column(String(512))
+    # Purpose change_email only: the address to confirm once the step-up passes.
+    pending_email: Mapped[str | None] = mapped_column(String(254))
 
 
 class RecoveryCode(Base):
@@ -201,3 +205,43 @@ class PasskeyCeremony(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime)
+class EmailToken(Base):
+    """A single-use link sent by mail (reset, verify, change address, "this wasn't me"); the row holds its hash."""
+
+    __tablename__ = "email_tokens"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    # The address the link went to (for verify and change: the address it proves).
+    email: Mapped[str] = mapped_column(String(254))
+    # When set, the link dies as soon as the user's session epoch moves on (any credential change).
+    user_epoch: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailOutbox(Base):
+    """A mail to send, written in the transaction of the change it reports; the background sender delivers it."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    template: Mapped[str] = mapped_column(String(48))
+    # What the template needs, links included; emptied once the mail is sent or given up (no token lingers).
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # pending → sending (claimed, with a lease) → sent | failed | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+    # Stable across retries, so a receiver can drop a duplicate delivered after a crash.
+    message_key: Mapped[str] = mapped_column(String(32))

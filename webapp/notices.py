@@ -22,6 +22,12 @@ NOTICES = {
     "method-renamed": "The name was saved.",
     "browser-forgotten": "That browser will be asked for the second step again.",
     "browsers-forgotten": "Every remembered browser will be asked for the second step again.",
+    "password-reset": "Your password has been reset and every session was signed out. Sign in with the new password.",
+    "email-verified": "Your email address is verified.",
+    "verification-sent": "We sent a new verification link to your email address.",
+    "verify-wait": "You asked for several links already. Please wait an hour before asking again.",
+    "email-change-sent": "We sent a link to your new address. Your address changes when you open it.",
+    "email-changed": "Your email address has been changed and your other sessions were signed out.",
 }
 
 

@@ -9,11 +9,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from webapp.account import another_way as another_way_2fa
-from webapp.account import methods, password, phone, profile, register, remembered, twofa
+from webapp.account import email, methods, not_me, password, phone, profile, register, remembered, twofa
 from webapp.htmx import redirect
+from webapp.mail import links
 from webapp.monitoring import metrics_scrape, readyz
 from webapp.settings import Settings
-from webapp.signin import another_way, code_step, passkey_signin, sign_out
+from webapp.signin import another_way, code_step, forgot, passkey_signin, sign_out
 from webapp.signin import password as password_step
 from webapp.verify.outbox import dev_outbox
 from webapp.web import load_auth
@@ -58,10 +59,26 @@ def build_routes(settings: Settings) -> list[Route | Mount]:
         _post("/login/passkey-only/options", passkey_signin.passwordless_options),
         _post("/login/passkey-only", passkey_signin.passwordless_submit),
         _post("/logout", sign_out.logout_submit),
+        _get("/password/forgot", forgot.forgot_form),
+        _post("/password/forgot", forgot.forgot_submit),
+        _get("/password/forgot/sent", forgot.forgot_sent),
+        # Mailed links (paths from webapp.mail.links): opening one changes nothing, its form's POST does.
+        _get(links.RESET + "{token:str}", forgot.reset_form),
+        _post(links.RESET + "{token:str}", forgot.reset_submit),
+        _get(links.VERIFY + "{token:str}", email.verify_link),
+        _post(links.VERIFY + "{token:str}", email.verify_link_submit),
+        _get(links.CONFIRM + "{token:str}", email.confirm_link),
+        _post(links.CONFIRM + "{token:str}", email.confirm_link_submit),
+        _get(links.NOT_ME + "{token:str}", not_me.not_me_form),
+        _post(links.NOT_ME + "{token:str}", not_me.not_me_submit),
+        _get("/account/secured", not_me.not_me_done),
         _get("/profile", profile.profile_show),
         _post("/sessions/end-all", profile.sessions_end_all),
         _get("/account/password", password.password_form),
         _post("/account/password", password.password_submit),
+        _get("/account/email", email.email_form),
+        _post("/account/email", email.email_submit),
+        _post("/account/email/verify", email.email_resend),
         _get("/2fa", twofa.twofa_step),
         _post("/2fa/phone-number", phone.twofa_phone),
         _post("/2fa/verify", twofa.twofa_verify),

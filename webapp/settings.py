@@ -22,6 +22,8 @@ PASSWORD_MIN_FLOOR = 8
 TWILIO_DEFAULT_BASE_URL = "https://verify.twilio.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 METRICS_TOKEN_MIN = 16
+SMTP_SECURITY = ("none", "starttls", "tls")
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 class ConfigError(Exception):
@@ -104,6 +106,44 @@ def parse_forwarded_allow_ips(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parsed))
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback IP literal (brackets allowed): traffic that never leaves the machine."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _smtp_settings(env: Mapping[str, str], production: bool) -> dict[str, Any]:
+    """SMTP_* and MAIL_FROM; production needs a server, and refuses plain SMTP except to a loopback relay."""
+    host = env.get("SMTP_HOST", "").strip()
+    security = (env.get("SMTP_SECURITY", "").strip().lower() or "starttls")
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"SMTP_SECURITY must be one of none, starttls, tls; got {security!r}")
+    if production and not host:
+        raise ConfigError("production needs SMTP_HOST (and SMTP_PORT, SMTP_SECURITY, MAIL_FROM): mail is not optional")
+    if production and host and security == "none" and not is_loopback_host(host):
+        raise ConfigError("SMTP_SECURITY=none sends mail in clear; production allows it only to a loopback relay")
+    mail_from = env.get("MAIL_FROM", "").strip()
+    if production and not mail_from:
+        raise ConfigError("production needs MAIL_FROM, e.g. Accounts <no-reply@accounts.example.com>")
+    if any(c in mail_from for c in "\r\n"):
+        raise ConfigError("MAIL_FROM must be one line")
+    return {
+        "smtp_host": host,
+        "smtp_port": _int(env, "SMTP_PORT", SMTP_DEFAULT_PORTS[security], minimum=1),
+        "smtp_username": env.get("SMTP_USERNAME", "").strip(),
+        "smtp_password": env.get("SMTP_PASSWORD", ""),
+        "smtp_security": security,
+        "smtp_timeout_s": _float(env, "SMTP_TIMEOUT_SECONDS", 20.0),
+        "mail_from": mail_from or "Two-step Accounts <no-reply@localhost>",
+        "mail_give_up_s": _int(env, "MAIL_GIVE_UP_HOURS", 24, minimum=1) * 3600,
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -166,6 +206,23 @@ class Settings:
     # Empty: /metrics answers 404. Set: it answers only requests bearing this token.
     metrics_token: str = field(default="", repr=False)
     audit_retention_days: int = 365
+    # Without SMTP_HOST, development keeps mail in the dev outbox page; production refuses to start.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_security: str = "starttls"
+    smtp_timeout_s: float = 20.0
+    mail_from: str = "Two-step Accounts <no-reply@localhost>"
+    # The background sender: a short poll behind the wake-up on commit, retries with backoff, then giving up.
+    mail_poll_s: float = 2.0
+    mail_retry_base_s: float = 15.0
+    mail_retry_max_s: float = 15 * 60.0
+    mail_give_up_s: int = 24 * 3600
+    mail_batch: int = 20
+    reset_requests_per_address_per_hour: int = 3
+    reset_requests_per_ip_per_hour: int = 20
+    email_links_per_user_per_hour: int = 3
 
     @property
     def production(self) -> bool:
@@ -185,12 +242,9 @@ class Settings:
         return replace(self, **changes)
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-
 def app_base_url_from(env: Mapping[str, str], production: bool) -> str:
-    """The origin used in links: APP_BASE_URL, or in development http://localhost:PORT (browsers refuse WebAuthn
-    on IP-address origins, so development is opened at localhost)."""
+    """The origin used in links and as the WebAuthn RP: APP_BASE_URL, never a request's Host or X-Forwarded-Host;
+    in development http://localhost:PORT (browsers refuse WebAuthn on IP-address origins)."""
     base = env.get("APP_BASE_URL", "").strip().rstrip("/")
     if not base:
         if production:
@@ -211,7 +265,7 @@ def app_base_url_from(env: Mapping[str, str], production: bool) -> str:
         raise ConfigError(f"APP_BASE_URL must be an http(s) origin such as https://accounts.example.com, got {base!r}")
     if parts.path or parts.query or parts.fragment:
         raise ConfigError(f"APP_BASE_URL must be an origin only (no path, query or fragment), got {base!r}")
-    if production and parts.scheme != "https" and host_name not in LOOPBACK_HOSTS:
+    if production and parts.scheme != "https" and not is_loopback_host(host_name):
         raise ConfigError(f"APP_BASE_URL must use https in production, got {base!r}")
     return base
 
@@ -316,7 +370,13 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         log_level=_log_level(env),
         metrics_token=_metrics_token(env),
         audit_retention_days=_int(env, "AUDIT_RETENTION_DAYS", 365, minimum=1),
+        reset_requests_per_address_per_hour=_int(env, "RESET_REQUESTS_PER_ADDRESS_PER_HOUR", 3, minimum=1),
+        reset_requests_per_ip_per_hour=_int(env, "RESET_REQUESTS_PER_IP_PER_HOUR", 20, minimum=1),
+        email_links_per_user_per_hour=_int(env, "EMAIL_LINKS_PER_USER_PER_HOUR", 3, minimum=1),
+        **_smtp_settings(env, production),
     )
+    if not 1 <= settings.smtp_timeout_s <= 60:
+        raise ConfigError("SMTP_TIMEOUT_SECONDS must be between 1 and 60")
     if not 1 <= settings.twilio_timeout_s <= 10:
         raise ConfigError("TWILIO_TIMEOUT_SECONDS must be between 1 and 10")
     if production and not settings.twilio_configured:

@@ -21,8 +21,10 @@ def _context(request: Request) -> dict[str, Any]:
         "min_length": settings.password_min_length,
         "auth": auth,
         "user": auth.user if auth else None,
-        # Exactly when the dev_outbox route exists (never in production), so base.html can url_for() it.
-        "dev_backend": not settings.production and getattr(request.app.state, "verify_name", "") == "development",
+        # Exactly when the dev_outbox route exists and answers (never in production), so base.html can link it.
+        "dev_backend": not settings.production and (
+            getattr(request.app.state, "verify_name", "") == "development"
+            or getattr(getattr(request.app.state, "mail", None), "name", "") == "development"),
         "notice": notice_text(request.query_params.get("notice")),
         "csrf_token": lambda: cookie_state(request).csrf(),
         # WebAuthn works only at the origin its RP ID belongs to: elsewhere the passkey controls explain why not.

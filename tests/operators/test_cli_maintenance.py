@@ -132,7 +132,8 @@ def test_check_config_says_what_is_wrong_and_exits_non_zero(settings: Settings, 
     bad = cli(settings, "check-config", LOG_LEVEL="LOUD")
     assert bad.exit_code == 1 and "FAIL  settings" in bad.stdout and "LOG_LEVEL must be one of" in bad.stdout
     prod = cli(settings, "check-config", APP_ENV="production", SECRET_KEY="s" * 48, PASSWORD_PEPPER="p" * 48,
-               BCRYPT_ROUNDS="12", APP_BASE_URL="https://accounts.example.com")
+               BCRYPT_ROUNDS="12", APP_BASE_URL="https://accounts.example.com", SMTP_HOST="smtp.example.com",
+               MAIL_FROM="no-reply@accounts.example.com")
     assert prod.exit_code == 1 and "production needs Twilio Verify" in prod.stdout
     gone = cli(settings, "check-config", DATABASE_URL=f"sqlite:///{tmp_path / 'missing' / 'app.db'}")
     assert gone.exit_code == 1 and "FAIL  database" in gone.stdout and "unable to open" in gone.stdout

@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from tests.support import CLIENT_KINDS, RESTORE, csrf, csrf_from, login, register, signed_in_client, sql
 from webapp import create_app
+from webapp.mail.transport import DevMailbox
 from webapp.settings import Settings
 from webapp.verify.dev import DevVerifyBackend
 
@@ -182,7 +183,8 @@ def test_r_s3_fixation_planted_anonymous_cookie_does_not_become_the_session(app:
 
 @pytest.fixture
 def prod_client(settings: Settings) -> Iterator[TestClient]:
-    prod = create_app(settings.with_overrides(env="production", bcrypt_rounds=4), verify=DevVerifyBackend())
+    prod = create_app(settings.with_overrides(env="production", bcrypt_rounds=4), verify=DevVerifyBackend(),
+                      mail=DevMailbox())
     with TestClient(prod, base_url="https://testserver", follow_redirects=False) as c:
         yield c
 

@@ -87,7 +87,9 @@ def production_env(tmp_path: Path, secret: str) -> dict[str, str]:
         "APP_ENV": "production", "SECRET_KEY": secret, "PASSWORD_PEPPER": "q" * 48,
         "INSTANCE_DIR": str(tmp_path), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32,
-        "TWILIO_VERIFY_SERVICE_SID": "VA" + "1" * 32, "APP_BASE_URL": "https://accounts.example.com",
+        "TWILIO_VERIFY_SERVICE_SID": "VA" + "1" * 32,
+        "APP_BASE_URL": "https://accounts.example.com", "SMTP_HOST": "smtp.example.com",
+        "MAIL_FROM": "no-reply@accounts.example.com",
     }
 
 

@@ -43,6 +43,8 @@ NOTICE_TEXTS = {
     "method_removed": "A way to sign in was removed from your account.",
     "passkey_flagged": "One of your passkeys was refused because its counter went backwards: it may have been copied. "
                        "Remove it below if you don't recognise this.",
+    "password_reset": "Your password was reset from a link sent by email, and every session was signed out.",
+    "not_me": "Someone used a “This wasn't me” link from one of our emails: every session was signed out.",
 }
 # Notices about something a session itself did wait for the next sign-in, so whoever did it (perhaps with a
 # stolen session or recovery code) cannot see and thereby dismiss the owner's warning (R-O13, R-RC5).

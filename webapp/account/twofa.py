@@ -151,6 +151,9 @@ def _passed(request: Request, done: Any) -> Response:
     if done.next_step is not None:  # the old phone is confirmed: now the new number
         use_challenge(request, done.next_step.token)
         return next_step(request, phone_form(request, purpose=CHANGE_NEW))
+    if done.session is None:  # nothing changed yet (a new address must confirm): the same session goes on
+        use_challenge(request, None)
+        return redirect(request, "/profile", notice=done.notice)
     use_session(request, done.session)
     if done.codes:
         return codes_page(request, done.codes, "Two-step verification is on.")

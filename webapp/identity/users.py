@@ -7,14 +7,18 @@ work that re-reads the user: nothing read before the hash is ever written back (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp import metrics
+from webapp.db import utcnow
 from webapp.deps import Deps
+from webapp.identity.emails import send_verification
 from webapp.identity.passwords import check_password, hash_password
+from webapp.mail import notices
 from webapp.models import SecurityNotice, Throttle, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
@@ -72,6 +76,7 @@ def _insert_user(s: Session, client: Client, username: str, display: str, email:
     s.add(user)
     s.flush()
     audit.record(s, client, "user_created", "success", user_id=user.id)
+    send_verification(s, user)  # committed with the account, sent after
 
 
 async def password_step(deps: Deps, client: Client, username: str, password: str, *, remember: bool,
@@ -144,6 +149,10 @@ def _decide(s: Session, settings: Settings, client: Client, key: str, seen: _Sna
     method = methods.default_kind(methods.rows_of(s, user.id), phone=user.phone_e164)
     opened = challenges.open_challenge(s, settings, user, LOGIN, user.phone_e164 or "", next_path=next_path,
                                        remember=remember, method=method)
+    # Unless this code step completes, the owner is mailed (batched, at most hourly) once it has expired.
+    notices.second_step_opened(s, user, opened.id_hash, utcnow() + timedelta(seconds=settings.mfa_challenge_ttl_s))
+    if challenge_token:  # this browser's earlier attempt is replaced by this one: one person, nothing to report
+        notices.second_step_done(s, user.id, challenges.hash_id(challenge_token))
     return PasswordStep(True, challenge=opened, stale_sids=tuple(stale), method=method)
 
 
@@ -186,6 +195,7 @@ def _store_password(s: Session, settings: Settings, client: Client, auth: sessio
         return "Your account changed while you were doing this. Please sign in again and retry."
     user.password_hash, user.pepper_id = new_hash, settings.pepper_id
     s.add(SecurityNotice(user_id=user.id, kind="password_changed"))
+    notices.notify(s, user, "password_changed")
     audit.record(s, client, "authn_password_change", "success", user_id=user.id)
     sessions.end_all(s, user)  # two-step verification stays as it was
     browsers.forget_all(s, user.id)  # but every remembered browser asks for it again

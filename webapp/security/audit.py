@@ -43,6 +43,13 @@ EVENT_LABELS = {
     "admin_unlocked": "Unlocked by an administrator",
     "admin_user_disabled": "Account disabled by an administrator",
     "admin_user_enabled": "Account enabled by an administrator",
+    "password_reset_requested": "Password reset link requested",
+    "authn_password_reset": "Password reset from an email link",
+    "email_verified": "Email address verified",
+    "email_change_requested": "Email address change requested",
+    "email_changed": "Email address changed",
+    "not_me_confirmed": "“This wasn't me” confirmed: every session ended",
+    "mail_delivery_failed": "A security email could not be delivered",
 }
 
 

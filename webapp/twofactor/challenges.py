@@ -28,11 +28,12 @@ CHANGE_NEW = "change_phone_new"
 REGEN = "recovery_regen"
 ADD_TOTP = "add_totp"
 ADD_PASSKEY = "add_passkey"
-STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN, ADD_TOTP, ADD_PASSKEY})
+CHANGE_EMAIL = "change_email"
+STEP_UP = frozenset({ENROLL, DISABLE, CHANGE_OLD, CHANGE_NEW, REGEN, ADD_TOTP, ADD_PASSKEY, CHANGE_EMAIL})
 # Purposes that add a method: the first method added turns two-step verification on and issues recovery codes.
 FIRST_METHOD_CAPABLE = frozenset({ENROLL, ADD_TOTP, ADD_PASSKEY})
 NEW_NUMBER = frozenset({ENROLL, CHANGE_NEW})
-RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD})
+RECOVERY_ALLOWED = frozenset({LOGIN, DISABLE, CHANGE_OLD, CHANGE_EMAIL})
 CODE_RE = re.compile(r"^\d{6}$")
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from webapp import metrics
 from webapp.db import utcnow
 from webapp.deps import Deps
+from webapp.mail import notices
 from webapp.models import AuthSession, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
@@ -217,6 +218,7 @@ def _settle_pass(s: Session, settings: Settings, client: Client, ch_id: str, use
     user.mfa_failed_count, user.mfa_locked_until = 0, None
     if factor == RECOVERY:
         audit.record(s, client, "recovery_code_used", "success", user_id=user.id, purpose=ch.purpose)
+        notices.notify(s, user, "recovery_used")
     done = complete(s, settings, client, ch, user, factor=factor, acting=acting, batch=batch,
                     proof=proof, label=label, remember_browser=remember_browser)
     return Outcome(True, done=done, result="passed")

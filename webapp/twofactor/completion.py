@@ -8,6 +8,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
+from webapp.mail import notices
+from webapp.mail.addresses import change_requested
 from webapp.models import AuthenticatorEvent, AuthSession, MfaChallenge, RecoveryCode, SecurityNotice, Throttle, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
@@ -16,6 +18,7 @@ from webapp.twofactor import adding, browsers, methods, recovery
 from webapp.twofactor.answers import Proof
 from webapp.twofactor.challenges import (
     ADD_TOTP,
+    CHANGE_EMAIL,
     CHANGE_NEW,
     CHANGE_OLD,
     DISABLE,
@@ -73,6 +76,9 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
     if ch.purpose == CHANGE_OLD:
         step = open_challenge(s, settings, user, CHANGE_NEW, "", session_hash=acting.id_hash)
         return Completion(ch.purpose, next_step=step)
+    if ch.purpose == CHANGE_EMAIL:  # nothing changes yet: the new address must confirm (identity/emails)
+        change_requested(s, client, user, ch.pending_email or "")
+        return Completion(ch.purpose, notice="email-change-sent")
     now = utcnow()
     if ch.purpose in NEW_NUMBER:
         _unbind(s, user.id)
@@ -93,6 +99,7 @@ def complete(s: Session, settings: Settings, client: Client, ch: MfaChallenge, u
     new = reissue(s, client, user, acting)
     # Stamped after the new session: the banner is for the next sign-in, not for whoever did it (R-O13).
     s.add(SecurityNotice(user_id=user.id, kind=kind, created_at=utcnow()))
+    notices.notify(s, user, kind)  # the mail goes at once, to whoever owns the address
     return Completion(ch.purpose, session=new, notice=notice, codes=codes)
 
 
@@ -126,6 +133,7 @@ def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor:
                remember_browser: bool) -> Completion:
     new = sessions.start(s, user, client, remember=ch.remember, mfa_passed=True)
     _note_abandoned(s, ch)
+    notices.second_step_done(s, user.id, ch.id_hash)
     # The method and the channel the code went by, like every other MFA event (R-A2).
     audit.record(s, client, "authn_login_success", "success", user_id=user.id, factor=factor, channel=ch.channel,
                  method=ch.method, remembered=remember_browser)
@@ -136,8 +144,10 @@ def _signed_in(s: Session, client: Client, ch: MfaChallenge, user: User, factor:
 
 
 def note_failed_step(s: Session, user_id: int) -> None:
-    """A sign-in's second step failed for good: a banner for the owner's next visit (R-L6)."""
+    """A sign-in's second step failed for good: a banner for the owner's next visit (R-L6), and the mail is due."""
+    sessions.lock_user(s, user_id)  # the user's row first, like every unit of work that writes about the user
     s.add(SecurityNotice(user_id=user_id, kind="second_step_failed"))
+    notices.second_step_failed(s, user_id)
 
 
 def _note_abandoned(s: Session, done: MfaChallenge) -> None:

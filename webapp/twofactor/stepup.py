@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from webapp.db import utcnow
 from webapp.deps import Deps
+from webapp.mail import notices
 from webapp.models import SecurityNotice, User
 from webapp.security import audit, sessions
 from webapp.security.clients import Client
@@ -94,4 +95,5 @@ def _store_codes(s: Session, client: Client, auth: sessions.Auth, batch: recover
     audit.record(s, client, "recovery_codes_regenerated", "success", user_id=user.id)
     new = reissue(s, client, user, auth.session, mfa_passed=auth.session.mfa_passed)
     s.add(SecurityNotice(user_id=user.id, kind="codes_regenerated", created_at=utcnow()))  # see completion
+    notices.notify(s, user, "codes_regenerated")
     return new

@@ -6,14 +6,25 @@ Counters are process-wide (Prometheus' default registry), so each test compares 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from tests.support import CountingVerify, form_post, login, make_2fa_user, register, signed_in_client, start_enroll
+from tests.support import (
+    CountingVerify,
+    execute,
+    form_post,
+    login,
+    make_2fa_user,
+    register,
+    signed_in_client,
+    start_enroll,
+)
 from webapp import create_app
+from webapp.db import utcnow
 from webapp.settings import Settings
 
 TOKEN = "metrics-token-" + "m" * 24
@@ -119,6 +130,18 @@ def test_the_database_pool_is_reported_at_scrape_time(mclient: TestClient) -> No
     assert set(states) == {"in_use", "idle"}
     assert states["in_use"] >= 0 and states["idle"] >= 0
     assert found["webapp_db_pool_size"][0][1] > 0
+
+
+def test_the_mail_outbox_backlog_is_reported_at_scrape_time(mclient: TestClient, settings: Settings) -> None:
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    for key, status in (("waiting", "pending"), ("done", "sent")):
+        execute(settings, "INSERT INTO mail_outbox (to_addr, template, context, status, created_at, due_at, "
+                          "attempts, last_error, message_key) VALUES ('a@example.com', 'notice', '{}', :status, :at, "
+                          ":due, 0, '', :key)", status=status, at=an_hour_ago, due=utcnow() + timedelta(days=1),
+                key=key)
+    found = scrape(mclient)
+    assert found["webapp_mail_outbox_depth"] == [({}, 1)]  # the sent one no longer counts
+    assert 3500 < found["webapp_mail_outbox_oldest_seconds"][0][1] < 3700
 
 
 def test_every_label_value_comes_from_a_small_fixed_set(mclient: TestClient) -> None:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 from starlette.exceptions import HTTPException
@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webapp import health, metrics
+from webapp import health, metrics, rows
 from webapp.db import Database, utcnow
-from webapp.models import Throttle
+from webapp.models import MailOutbox, Throttle
 from webapp.security import throttle
 from webapp.settings import Settings
 from webapp.web import deps_of
@@ -89,7 +89,7 @@ async def metrics_scrape(request: Request) -> Response:
         return PlainTextResponse("A bearer token is required.\n", 401,
                                  headers={"WWW-Authenticate": 'Bearer realm="metrics"', **NO_STORE})
     gauges = CollectorRegistry(auto_describe=False)
-    gauges.register(ScrapeGauges(deps.db, await _budget_left(deps.db, deps.settings)))
+    gauges.register(ScrapeGauges(deps.db, await _budget_left(deps.db, deps.settings), await _outbox(deps.db)))
     body = generate_latest(REGISTRY) + generate_latest(gauges)
     return Response(body, media_type=CONTENT_TYPE, headers=NO_STORE)
 
@@ -100,6 +100,21 @@ async def _budget_left(db: Database, settings: Settings) -> int | None:
     except Exception:  # a scrape still reports everything else while the database is down
         log.warning("metrics: the SMS budget could not be read", exc_info=True)
         return None
+
+
+async def _outbox(db: Database) -> tuple[int, float] | None:
+    try:
+        return await db.read(outbox_backlog)
+    except Exception:
+        log.warning("metrics: the mail outbox could not be read", exc_info=True)
+        return None
+
+
+def outbox_backlog(s: Session) -> tuple[int, float]:
+    """Mails not yet delivered (pending or being sent), and the age in seconds of the oldest of them."""
+    count, oldest = s.execute(select(func.count(), func.min(MailOutbox.created_at))
+                              .where(MailOutbox.status.in_(("pending", "sending")))).one()
+    return int(count), (utcnow() - rows.as_datetime(oldest)).total_seconds() if oldest else 0.0
 
 
 def sms_budget_left(s: Session, settings: Settings) -> int:
@@ -113,16 +128,22 @@ def sms_budget_left(s: Session, settings: Settings) -> int:
 
 
 class ScrapeGauges(Collector):
-    """Values computed at scrape time: the SMS budget left and the database connection pool."""
+    """Values computed at scrape time: the SMS budget left, the mail outbox backlog and the database pool."""
 
-    def __init__(self, db: Database, budget_left: int | None) -> None:
+    def __init__(self, db: Database, budget_left: int | None, outbox: tuple[int, float] | None) -> None:
         self.db = db
         self.budget_left = budget_left
+        self.outbox = outbox
 
     def collect(self) -> Iterator[Metric]:
         if self.budget_left is not None:
             yield GaugeMetricFamily("webapp_sms_budget_left", "Codes the global daily SMS budget still allows",
                                     value=self.budget_left)
+        if self.outbox is not None:
+            yield GaugeMetricFamily("webapp_mail_outbox_depth", "Mails written but not yet delivered",
+                                    value=self.outbox[0])
+            yield GaugeMetricFamily("webapp_mail_outbox_oldest_seconds", "Age of the oldest undelivered mail",
+                                    value=self.outbox[1])
         pool = self.db.engine.pool
         if not isinstance(pool, QueuePool):
             return

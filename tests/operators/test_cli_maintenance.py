@@ -14,7 +14,7 @@ from tests.operators.kit import cli, schema_behind
 from tests.support import events, rows
 from webapp.db import sync_url, utcnow
 from webapp.health import migration_heads
-from webapp.models import AuthSession, MfaChallenge, SecurityEvent, Throttle, User
+from webapp.models import AuthSession, MailOutbox, MfaChallenge, SecurityEvent, Throttle, User
 from webapp.settings import Settings
 
 NOW = utcnow()
@@ -60,6 +60,11 @@ def event(name: str, ts: Any) -> SecurityEvent:
     return SecurityEvent(ts=ts, event=name, outcome="failure", details={})
 
 
+def mail(key: str, status: str, created: Any) -> MailOutbox:
+    return MailOutbox(to_addr="a@example.com", template="notice", context={}, status=status, created_at=created,
+                      due_at=created, message_key=key)
+
+
 def seed_everything(settings: Settings) -> None:
     seed(settings, user(1, "alice"), user(2, "bob"))
     seed(settings,
@@ -77,7 +82,9 @@ def seed_everything(settings: Settings) -> None:
          throttle("login-user:quiet", NOW - 2 * DAY, count=3),
          throttle("login-user:locked", NOW - 2 * DAY, count=10, locked=NOW + HOUR),
          throttle("phone-bind:anchor", NOW - 30 * DAY, count=0),
-         event("seed-400-days", NOW - 400 * DAY), event("seed-300-days", NOW - 300 * DAY), event("seed-now", NOW))
+         event("seed-400-days", NOW - 400 * DAY), event("seed-300-days", NOW - 300 * DAY), event("seed-now", NOW),
+         mail("sent-long-ago", "sent", NOW - 2 * DAY), mail("failed-long-ago", "failed", NOW - 3 * DAY),
+         mail("sent-recently", "sent", NOW - HOUR), mail("pending-long-ago", "pending", NOW - 2 * DAY))
 
 
 def test_prune_deletes_only_what_is_dead_for_a_day_and_audit_rows_past_retention(settings: Settings) -> None:
@@ -85,7 +92,8 @@ def test_prune_deletes_only_what_is_dead_for_a_day_and_audit_rows_past_retention
     result = cli(settings, "prune", "--yes")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ["challenges: 3 deleted", "sessions: 3 deleted", "throttles: 2 deleted",
-                                          "audit events: 1 deleted"]
+                                          "audit events: 1 deleted", "mail outbox: 2 deleted", "mail links: 0 deleted"]
+    assert keys(settings, "mail_outbox", "message_key") == {"sent-recently", "pending-long-ago"}  # undelivered stays
     assert keys(settings, "auth_sessions", "id_hash") == {"live", "revoked-recently", "remembered-live"}
     assert keys(settings, "mfa_challenges", "id_hash") == {"open", "expired-recently"}
     assert keys(settings, "throttles", "key") == {"login-ip:fresh", "login-user:locked", "phone-bind:anchor"}

@@ -92,12 +92,17 @@ def test_unknown_users_are_a_clear_non_zero_exit_for_every_command(client: TestC
         assert "no user 'nobody'" in result.stderr
 
 
+def notices_mailed(settings: Settings) -> int:
+    return int(rows(settings, "SELECT count(*) AS n FROM mail_outbox WHERE template = 'notice' "
+                              "AND to_addr = 'alice@example.com'")[0]["n"])
+
+
 def test_reset_2fa_removes_every_method_and_ends_every_session_and_step(
         client: TestClient, other_client: TestClient, settings: Settings, verify: DevVerifyBackend) -> None:
     signup(client, "alice")
     enroll(client, lambda: verify.outbox[0].code)
     execute(settings, "UPDATE auth_sessions SET remember = :t", t=True)  # a remembered browser
-    assert login(other_client, "alice").status_code == 303  # type: ignore[attr-defined]
+    assert login(other_client, "alice").status_code == 303
     code_page = other_client.get("/login/verify")  # another browser half-way through the code step
     assert code_page.status_code == 200
 
@@ -105,6 +110,7 @@ def test_reset_2fa_removes_every_method_and_ends_every_session_and_step(
     assert declined.exit_code == 1 and "Aborted" in declined.output
     assert user_row(settings)["mfa_enabled"]
 
+    mailed_before = notices_mailed(settings)
     result = cli(settings, "users", "reset-2fa", "alice", input="y\n")
     assert result.exit_code == 0, result.output
     assert "10 recovery codes deleted; 1 sessions ended" in result.stdout
@@ -118,14 +124,15 @@ def test_reset_2fa_removes_every_method_and_ends_every_session_and_step(
     assert event["ip"] == "cli"
     details = event["details"] if isinstance(event["details"], dict) else json.loads(event["details"])
     assert details["operator"] == "ops-tester" and details["recovery_codes_removed"] == 10
-    assert login(client, "alice").headers["location"] == "/profile"  # type: ignore[attr-defined]
+    assert notices_mailed(settings) == mailed_before + 1  # the owner is told by mail, with the change
+    assert login(client, "alice").headers["location"] == "/profile"
     assert "An administrator turned off two-step verification" in client.get("/profile").text
 
 
 def test_revoke_sessions_ends_sessions_on_every_browser(client: TestClient, other_client: TestClient,
                                                         settings: Settings) -> None:
     signup(client, "alice")
-    assert login(other_client, "alice").status_code == 303  # type: ignore[attr-defined]
+    assert login(other_client, "alice").status_code == 303
     result = cli(settings, "users", "revoke-sessions", "alice", "--yes")
     assert result.exit_code == 0, result.output
     assert "2 sessions ended" in result.stdout
@@ -139,13 +146,13 @@ def test_unlock_lifts_the_sign_in_lock_and_the_two_step_lock(client: TestClient,
         login(client, "alice", WRONG)
     execute(settings, "UPDATE users SET mfa_locked_until = :t, mfa_failed_count = 3",
             t="2999-01-01 00:00:00")
-    assert login(client, "alice").status_code == 429  # type: ignore[attr-defined]
+    assert login(client, "alice").status_code == 429
     shown = cli(settings, "users", "show", "alice").stdout
     assert "sign-in lock:   locked for" in shown and "two-step lock:  locked for" in shown
     result = cli(settings, "users", "unlock", "alice", "--yes")
     assert result.exit_code == 0, result.output
     assert "unlocked sign-in and two-step verification" in result.stdout
-    assert login(client, "alice").status_code == 303  # type: ignore[attr-defined]  # the code step again
+    assert login(client, "alice").status_code == 303  # the code step again
     assert user_row(settings)["mfa_locked_until"] is None
     assert "was not locked" in cli(settings, "users", "unlock", "alice", "--yes").stdout
 
@@ -159,14 +166,14 @@ def test_a_disabled_account_is_refused_like_a_wrong_password_and_its_sessions_en
     assert not signed_in(client)
     right = login(other_client, "alice")
     wrong = login(other_client, "nobody-here", WRONG)
-    assert right.status_code == wrong.status_code == 422  # type: ignore[attr-defined]
-    assert right.text.replace("alice", "") == wrong.text.replace("nobody-here", "")  # type: ignore[attr-defined]
+    assert right.status_code == wrong.status_code == 422
+    assert right.text.replace("alice", "") == wrong.text.replace("nobody-here", "")
     assert not signed_in(other_client)
     assert "already disabled" in cli(settings, "users", "disable", "alice", "--yes").stdout
     assert "status:         disabled since" in cli(settings, "users", "show", "alice").stdout
 
     assert cli(settings, "users", "enable", "alice", "--yes").exit_code == 0
-    assert login(other_client, "alice").status_code == 303  # type: ignore[attr-defined]
+    assert login(other_client, "alice").status_code == 303
     assert signed_in(other_client)
     assert [e["event"] for e in events(settings) if e["event"].startswith("admin_")] == [
         "admin_user_disabled", "admin_user_enabled"]
@@ -175,7 +182,7 @@ def test_a_disabled_account_is_refused_like_a_wrong_password_and_its_sessions_en
 def test_reset_2fa_cancels_the_verifications_still_open_at_twilio(tw_client: TestClient, tw_settings: Settings,
                                                                   fake_verify: FakeVerify) -> None:
     make_2fa_user(tw_client, tw_settings)
-    assert login(tw_client, "alice").headers["location"] == "/login/verify"  # type: ignore[attr-defined]
+    assert login(tw_client, "alice").headers["location"] == "/login/verify"
     [sid] = [c["verification_sid"] for c in rows(tw_settings, "SELECT verification_sid FROM mfa_challenges")]
     twilio = {"TWILIO_ACCOUNT_SID": fake_verify.account_sid, "TWILIO_AUTH_TOKEN": fake_verify.auth_token,
               "TWILIO_VERIFY_SERVICE_SID": fake_verify.service_sid, "TWILIO_VERIFY_BASE_URL": fake_verify.base_url}

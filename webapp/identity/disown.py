@@ -14,6 +14,7 @@ from webapp.mail import tokens
 from webapp.models import SecurityNotice
 from webapp.security import audit, sessions
 from webapp.security.clients import Client
+from webapp.twofactor import browsers
 
 
 async def disown(deps: Deps, client: Client, token: str) -> bool:
@@ -28,7 +29,7 @@ def _disown(s: Session, client: Client, token: str) -> bool:
         return False
     sessions.end_all(s, user)
     tokens.retire(s, user.id, {tokens.RESET, tokens.CHANGE})
-    sessions.forget_remembered_devices(s, user)
+    browsers.forget_all(s, user.id)
     audit.record(s, client, "not_me_confirmed", "success", user_id=user.id, scope="all")
     s.add(SecurityNotice(user_id=user.id, kind="not_me"))
     return True

@@ -22,6 +22,7 @@ from webapp.models import SecurityNotice, User
 from webapp.security import audit, sessions, throttle
 from webapp.security.clients import Client
 from webapp.settings import Settings
+from webapp.twofactor import browsers
 
 # A shared address gets one mail per account, up to this many (accounts don't need distinct addresses).
 MAX_ACCOUNTS_PER_ADDRESS = 5
@@ -84,7 +85,7 @@ def _reset(s: Session, settings: Settings, client: Client, user_id: int, token: 
     user.password_hash, user.pepper_id = new_hash, settings.pepper_id
     sessions.end_all(s, user)  # every session and open code step; the epoch bump also kills other mailed links
     tokens.retire(s, user.id, {tokens.RESET, tokens.CHANGE})
-    sessions.forget_remembered_devices(s, user)
+    browsers.forget_all(s, user.id)
     # A lockout someone caused with wrong passwords must not keep the owner out of the new one.
     throttle.reset(s, login_key(settings, user.username))
     if link.token.email == user.email and user.email_verified_at is None:

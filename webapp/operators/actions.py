@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from webapp.db import utcnow
 from webapp.deps import Deps
 from webapp.identity.users import login_key
+from webapp.mail import notices
 from webapp.models import AuthSession, MfaChallenge, SecurityNotice, User
 from webapp.operators.accounts import UnknownUser
 from webapp.operators.notify import tell_user
@@ -77,6 +78,7 @@ def _reset_2fa(s: Session, client: Client, user_id: int, operator: str) -> Done:
     user.mfa_failed_count, user.mfa_locked_until = 0, None
     ended, sids = _end_everything(s, user)  # "Keep me signed in" browsers included: every session ends
     s.add(SecurityNotice(user_id=user.id, kind="mfa_reset"))
+    notices.notify(s, user, "mfa_reset")  # the mail is written with the change, so it goes out exactly when it did
     audit.record(s, client, "admin_mfa_reset", "success", user_id=user.id, operator=operator, had_two_step=had,
                  recovery_codes_removed=codes, sessions_ended=ended)
     state = "two-step verification removed" if had else "two-step verification was already off; cleared anyway"

@@ -1,9 +1,8 @@
-"""Telling a user by mail that an operator changed their account: the hook the mail outbox plugs into.
+"""Telling a user by mail that an operator changed their account.
 
-There is no mail outbox yet (it comes with the mail issue). Until then this only logs that no mail went out, and
-the user still sees the change on the profile (a banner at the next sign-in and a line in the security activity).
-When the outbox exists, enqueue the mail here: every operator action already calls this after its unit of work
-committed, so the mail goes out at most once per action.
+Resetting two-step verification mails the owner from inside its own unit of work (`notices.notify`), so the mail
+exists exactly when the change does. The other actions (unlock, sign out everywhere, disable, enable) show up on the
+profile's security activity; they send no mail, since each is what the owner asked support for.
 """
 
 from __future__ import annotations
@@ -13,10 +12,13 @@ import logging
 from webapp.deps import Deps
 
 log = logging.getLogger("webapp.operators")
+MAILED_WITH_THE_CHANGE = frozenset({"mfa_reset"})
 
 
 async def tell_user(deps: Deps, user_id: int, kind: str) -> bool:
-    """Queue a mail about `kind` for the user; False while there is no mail outbox to queue it in."""
-    log.info("operator action: no mail sent (no mail outbox yet)",
-             extra={"event": "operator_mail_skipped", "user_id": user_id, "kind": kind})
+    """Whether the owner was mailed about `kind` (queued in the action's own unit of work)."""
+    if kind in MAILED_WITH_THE_CHANGE:
+        return True
+    log.info("operator action: no mail for this kind", extra={"event": "operator_mail_skipped", "user_id": user_id,
+                                                               "kind": kind})
     return False

@@ -6,10 +6,11 @@
   for a day is forgotten. Rows under an active lock stay, and so do the per-number binding locks (`phone-bind`),
   which exist only to be locked.
 - Audit rows older than AUDIT_RETENTION_DAYS.
+- Mail-outbox rows sent, given up or cancelled more than a day ago (pending and in-flight rows always stay), and
+  mailed links (reset, verification, "This wasn't me") expired more than a day ago.
 
 A sign-in whose code step was never finished is reported at the user's next sign-in (R-L6); when its challenge is
 pruned before that, the banner is stored now instead, so pruning never hides it.
-The mail outbox's rows join this list when the outbox exists (see webapp/operators/notify.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from webapp.db import utcnow
 from webapp.deps import Deps
-from webapp.models import AuthSession, Base, MfaChallenge, SecurityEvent, SecurityNotice, Throttle
+from webapp.models import (
+    AuthSession,
+    Base,
+    EmailToken,
+    MailOutbox,
+    MfaChallenge,
+    SecurityEvent,
+    SecurityNotice,
+    Throttle,
+)
 from webapp.security import audit
 from webapp.security.clients import Client
 from webapp.settings import Settings
@@ -70,11 +80,21 @@ def _audit(settings: Settings, now: datetime) -> ColumnElement[bool]:
     return SecurityEvent.ts < now - timedelta(days=settings.audit_retention_days)
 
 
+def _mail(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    return and_(MailOutbox.status.in_(("sent", "failed", "cancelled")), MailOutbox.created_at < now - GRACE)
+
+
+def _mail_links(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    return EmailToken.expires_at < now - GRACE
+
+
 TARGETS = (
     Target("challenges", MfaChallenge, MfaChallenge.id_hash, _challenges),
     Target("sessions", AuthSession, AuthSession.id_hash, _sessions),
     Target("throttles", Throttle, Throttle.key, _throttles),
     Target("audit_events", SecurityEvent, SecurityEvent.id, _audit),
+    Target("mail_outbox", MailOutbox, MailOutbox.id, _mail),
+    Target("mail_links", EmailToken, EmailToken.id_hash, _mail_links),
 )
 
 

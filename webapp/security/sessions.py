@@ -132,13 +132,6 @@ def end_all(s: Session, user: User) -> None:
                                          MfaChallenge.invalidated_at.is_(None)).values(invalidated_at=now))
 
 
-def forget_remembered_devices(s: Session, user: User) -> None:
-    """Hook: remembered devices ("don't ask for a code on this browser") don't exist yet.
-
-    A password reset and "This wasn't me" call it beside `end_all`, so the change that adds them fills in only this.
-    """
-
-
 def active_sessions(s: Session, settings: Settings, user: User) -> list[AuthSession]:
     rows = s.execute(
         select(AuthSession).where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None),

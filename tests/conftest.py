@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from tests.counting import CountingVerify
 from webapp import create_app
 from webapp.db import sync_url
 from webapp.migrate import upgrade
@@ -67,8 +68,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def verify() -> DevVerifyBackend:
-    return DevVerifyBackend()
+def verify() -> CountingVerify:
+    """The development backend, recording every call the app makes (to assert "no check call", "one send")."""
+    return CountingVerify()
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from tests.counting import CountingVerify
 from tests.fakeverify.plugin import FakeVerify
 from webapp import create_app
 from webapp.db import sync_url
 from webapp.settings import Settings
-from webapp.verify.dev import DevVerifyBackend
-from webapp.verify.gateway import Channel, CheckResult, Verification
 
 Response = httpx2.Response
 
@@ -94,33 +93,6 @@ def count(settings: Settings, table: str) -> int:
 
 PHONE = "+14155550123"
 CODE_RE = re.compile(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>")
-
-
-class CountingVerify(DevVerifyBackend):
-    """The development backend, recording every call the app makes (to assert "no check call", "one send")."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.starts: list[tuple[str, str]] = []
-        self.checks: list[tuple[str, str]] = []
-        self.cancels: list[str] = []
-
-    async def start(self, to: str, channel: Channel = "sms", *, locale: str | None = None,
-                    rate_limit_key: str | None = None) -> Verification:
-        self.starts.append((to, channel))
-        return await super().start(to, channel, locale=locale, rate_limit_key=rate_limit_key)
-
-    async def check(self, verification_sid: str, code: str) -> CheckResult:
-        self.checks.append((verification_sid, code))
-        return await super().check(verification_sid, code)
-
-    async def cancel(self, verification_sid: str) -> None:
-        self.cancels.append(verification_sid)
-        await super().cancel(verification_sid)
-
-    @property
-    def code(self) -> str:
-        return self.outbox[0].code
 
 
 def rows(settings: Settings, sql: str, **params: Any) -> list[dict[str, Any]]:

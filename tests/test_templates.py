@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -45,11 +44,6 @@ PATH_PARAMS = {"twofa_stepup_form": [{"action": action} for action in ACTIONS],
                **{name: [{"token": "no-such-token"}] for name in ("reset_form", "verify_link", "confirm_link",
                                                                    "not_me_form")}}
 NOT_HTML = {"healthz"}  # plain text
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 @dataclass

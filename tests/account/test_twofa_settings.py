@@ -40,11 +40,6 @@ from webapp import create_app
 from webapp.settings import Settings
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 def test_enrollment_shows_the_sms_risk_notice(client: TestClient) -> None:
     """R-O1, R-PR5: risks named, recovery codes and an authenticator app mentioned, charges and how to turn off."""
     signup(client)

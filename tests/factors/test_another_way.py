@@ -3,7 +3,6 @@ strongest when none was used (passkey > app > SMS)."""
 
 from __future__ import annotations
 
-import pytest
 from starlette.testclient import TestClient
 
 from tests.factors.kit import add_app
@@ -23,11 +22,6 @@ from tests.support import (
     signup,
 )
 from webapp.settings import Settings
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def phone_and_app(client: TestClient, verify: CountingVerify) -> object:

@@ -3,7 +3,6 @@ through the turn-off flow; recovery codes come with the first method."""
 
 from __future__ import annotations
 
-import pytest
 from starlette.testclient import TestClient
 
 from tests.factors.kit import CODE_RE, add_app, methods_of
@@ -25,11 +24,6 @@ from tests.support import (
     user_row,
 )
 from webapp.settings import Settings
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def test_profile_offers_every_way_to_add_a_method(client: TestClient) -> None:

@@ -14,7 +14,6 @@ from tests.factors.softkey import SoftPasskey
 from tests.support import (
     PARTIAL,
     PASSWORD,
-    CountingVerify,
     csrf,
     events,
     follow,
@@ -34,11 +33,6 @@ from webapp.settings import Settings
 def settings(settings: Settings) -> Settings:
     """The test client's origin is the app's origin, as for a browser opened at APP_BASE_URL."""
     return settings.with_overrides(app_base_url="https://testserver")
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def options(client: TestClient, path: str, page: str) -> dict[str, Any]:

@@ -29,11 +29,6 @@ from webapp.settings import Settings
 NEW_PASSWORD = "copper-meadow-violin-83"
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 def remembered_sign_in(client: TestClient, verify: CountingVerify) -> Any:
     """Password, then the SMS code with "Don't ask again" ticked."""
     assert path_of(login(client)) == "/login/verify"

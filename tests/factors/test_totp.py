@@ -31,11 +31,6 @@ from webapp.settings import Settings
 from webapp.twofactor import secretbox
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 def test_setup_shows_a_named_qr_code_and_the_grouped_key(client: TestClient) -> None:
     signup(client)
     r = start_app_setup(client)

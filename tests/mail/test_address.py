@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from starlette.testclient import TestClient
 
 from tests.mail.kit import CHANGE_SUBJECT, VERIFY_SUBJECT, press
@@ -27,11 +26,6 @@ from tests.support import (
 )
 from webapp.mail import links
 from webapp.settings import Settings
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def resend(client: TestClient, headers: dict[str, str] | None = None) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
 from starlette.testclient import TestClient
 
@@ -30,11 +29,6 @@ from tests.support import (
 )
 from webapp.mail import links
 from webapp.settings import Settings
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def stepup(client: TestClient, action: str) -> object:

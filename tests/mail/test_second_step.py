@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
 from starlette.testclient import TestClient
 
@@ -15,11 +14,6 @@ from webapp.mail import links
 from webapp.settings import Settings
 
 SUBJECT = "Someone entered your password but not the code"
-
-
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
 
 
 def second_step_rows(settings: Settings) -> list[dict[str, object]]:

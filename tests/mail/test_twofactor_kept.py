@@ -14,11 +14,6 @@ from webapp.settings import Settings
 
 
 @pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
-@pytest.fixture
 def alice_2fa(client: TestClient, verify: CountingVerify) -> list[str]:
     signup(client)
     codes = enroll(client, lambda: verify.code)

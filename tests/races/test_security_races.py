@@ -35,11 +35,6 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
-@pytest.fixture
 def race_app(settings: Settings, verify: CountingVerify) -> Starlette:
     return create_app(settings, verify=verify)
 

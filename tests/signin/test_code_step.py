@@ -34,11 +34,6 @@ from tests.support import (
 from webapp.settings import Settings
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 @pytest.mark.parametrize("kind", list(CLIENT_KINDS))
 def test_password_then_code_signs_in_for_each_client_kind(client: TestClient, settings: Settings,
                                                           verify: CountingVerify, kind: str) -> None:

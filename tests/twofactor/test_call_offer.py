@@ -30,11 +30,6 @@ class RefusesSecondSend(CountingVerify):
         return await super().start(to, channel, locale=locale, rate_limit_key=rate_limit_key)
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 def call_button(html: str) -> str | None:
     """The attributes of the "Call me instead" button, or None when the step has none."""
     match = CALL_FORM.search(html)

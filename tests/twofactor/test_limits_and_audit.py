@@ -59,11 +59,6 @@ BANNER = "did not complete the code step"
 
 
 @pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
-@pytest.fixture
 def traveller() -> Iterator[time_machine.Traveller]:
     with time_machine.travel(datetime(2030, 1, 1, 12, tzinfo=UTC), tick=False) as t:
         yield t

@@ -31,11 +31,6 @@ from webapp.settings import Settings
 __all__ = ["tw_app", "tw_client", "tw_settings"]  # fixtures
 
 
-@pytest.fixture
-def verify() -> CountingVerify:
-    return CountingVerify()
-
-
 def test_k1_phone_field_is_validated(client: TestClient, verify: CountingVerify) -> None:
     """K1 (R-V1): `phone=12345` → error, no send."""
     signup(client)
